@@ -1,0 +1,1 @@
+"""The rlinf plugin of rlinf-algos (entry point in the group ``rlinf.plugins``)."""

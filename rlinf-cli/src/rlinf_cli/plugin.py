@@ -1,0 +1,10 @@
+"""The rlinf plugin of rlinf-cli: adds subcommands to ``rlinf`` through ``rlinf_register_commands``."""
+
+from rlinf_core import ComponentSpec, hookimpl
+
+
+@hookimpl
+def rlinf_register_commands() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("command", "config", "rlinf_cli.config_cmd:config", "Show or validate an experiment config"),
+    ]

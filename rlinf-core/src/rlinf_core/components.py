@@ -1,0 +1,145 @@
+"""Component specs: what a plugin registers, lazily.
+
+A plugin's registration hook returns :class:`ComponentSpec` objects. A spec names a ``"module:attr"``
+target but imports nothing; :meth:`ComponentSpec.load` imports the target when the component is
+first used, after checking that the distributions it ``requires`` are installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rlinf_core.errors import ComponentLoadError
+
+#: Every component kind, with what it is. Each kind has one registry.
+KINDS: dict[str, str] = {
+    "model": "a policy / value / language model family (actor.model.model_type)",
+    "rollout_engine": "generates rollouts from a policy: HF generate, vLLM, SGLang (rollout.rollout_backend)",
+    "training_backend": "trains the actor / critic: FSDP2, Megatron (actor.training_backend)",
+    "env": "an environment or simulator (env.train.simulator_type)",
+    "advantage": "an advantage / return estimator (algorithm.adv_type)",
+    "policy_loss": "a policy loss (algorithm.loss_type)",
+    "kl": "a KL-divergence estimator (algorithm.kl_penalty)",
+    "loss_agg": "a loss aggregation mode (algorithm.loss_agg_func)",
+    "reward": "a reward function or model (reward.reward_type)",
+    "placement": "a placement strategy mapping worker groups onto devices (cluster.placement)",
+    "flow": "a task's logical workflow (runner.task_type)",
+    "command": "a subcommand of the `rlinf` command line",
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A lazily loaded component: registered by name, imported only when used.
+
+    Args:
+        kind: one of :data:`KINDS`.
+        name: the name configs use to pick it (``"gae"``, ``"maniskill"``).
+        target: ``"package.module:attribute"`` of the object that implements it.
+        description: one line shown by ``rlinf components``.
+        requires: distributions (PyPI names) that must be installed to load it.
+        extra: the extra of the providing distribution that installs ``requires``; used for the
+            ``pip install 'dist[extra]'`` hint.
+        aliases: other names that resolve to this component (e.g. RLinf's ``reinpp``).
+    """
+
+    kind: str
+    name: str
+    target: str
+    description: str = ""
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    aliases: tuple[str, ...] = ()
+    #: Filled in by discovery: the plugin (entry-point name) and distribution that registered it.
+    plugin: str | None = field(default=None, compare=False)
+    distribution: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "requires", tuple(self.requires))
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        if self.kind not in KINDS:
+            raise ValueError(f"ComponentSpec.kind {self.kind!r} is not a component kind; valid kinds: {', '.join(KINDS)}")
+        for n in (self.name, *self.aliases):
+            if not isinstance(n, str) or not _NAME_RE.match(n):
+                raise ValueError(
+                    f"ComponentSpec name {n!r} ({self.kind}) is invalid: use letters, digits and '_.+-', "
+                    "starting with a letter or digit"
+                )
+        if not isinstance(self.target, str) or not _TARGET_RE.match(self.target):
+            raise ValueError(
+                f"ComponentSpec.target {self.target!r} of {self.kind} {self.name!r} must look like 'package.module:attribute'"
+            )
+
+    def with_origin(self, plugin: str, distribution: str | None) -> ComponentSpec:
+        """A copy that records which plugin and distribution registered it."""
+        return replace(self, plugin=plugin, distribution=distribution)
+
+    @property
+    def origin(self) -> str:
+        """``"plugin (distribution)"``, for messages."""
+        if self.distribution:
+            return f"plugin {self.plugin!r} (distribution {self.distribution})"
+        return f"plugin {self.plugin!r}"
+
+    def missing_requirements(self) -> list[str]:
+        """The distributions in ``requires`` that are not installed."""
+        import importlib.metadata  # lazy: costs ~40 ms, and `import rlinf_core` must stay cheap
+
+        missing = []
+        for req in self.requires:
+            dist = re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0]
+            try:
+                importlib.metadata.distribution(dist)
+            except importlib.metadata.PackageNotFoundError:
+                missing.append(req)
+        return missing
+
+    def install_hint(self, missing: list[str] | None = None) -> str:
+        """The ``pip install`` line that provides what this component needs."""
+        if self.extra and self.distribution:
+            return f"pip install '{self.distribution}[{self.extra}]'"
+        return "pip install " + " ".join(f"'{m}'" for m in (missing or self.requires))
+
+    def load(self) -> Any:
+        """Import and return the target object.
+
+        Raises:
+            ComponentLoadError: a required distribution is missing (with the ``pip install`` line),
+                or importing the target failed (the original exception is chained and quoted).
+        """
+        missing = self.missing_requirements()
+        if missing:
+            raise ComponentLoadError(
+                f"{self.kind} {self.name!r} from {self.origin} needs {', '.join(missing)}, "
+                f"which is not installed. Fix: {self.install_hint(missing)}"
+            )
+        module_name, _, attr_path = self.target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for attr in attr_path.split("."):
+                obj = getattr(obj, attr)
+        except Exception as exc:  # any import-time failure is reported with its origin
+            raise ComponentLoadError(
+                f"{self.kind} {self.name!r} from {self.origin} failed to load target {self.target!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return obj
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (used by ``rlinf components --json``)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "target": self.target,
+            "description": self.description,
+            "requires": list(self.requires),
+            "extra": self.extra,
+            "aliases": list(self.aliases),
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+        }
