@@ -58,3 +58,12 @@ def lint(session: nox.Session) -> None:
     """ruff over every package, the tests, examples and benchmarks."""
     session.install(*CONSTRAINTS, "ruff>=0.6")
     session.run("ruff", "check", ".")
+
+
+@nox.session
+def bench_algos(session: nox.Session) -> None:
+    """benchmarks/algos.py with veRL's core_algos (verl without its GPU dependencies) beside ours."""
+    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "numpy", "omegaconf", "tensordict", "packaging",
+                    "ray", "transformers", "codetiming", "orjson")
+    session.install(*CONSTRAINTS, "--no-deps", "verl==0.9.1")
+    session.run("python", "benchmarks/algos.py", *session.posargs)
