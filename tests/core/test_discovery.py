@@ -196,6 +196,6 @@ def rlinf_configure(config):
 
 def test_first_party_plugins_all_load():
     ps = discover()
-    first_party = {"algos", "fsdp", "megatron", "embodied", "cli"}
+    first_party = {"core", "algos", "fsdp", "megatron", "embodied", "cli"}
     status = {r.name: r.status for r in ps.records}
     assert {name: status.get(name) for name in first_party} == dict.fromkeys(first_party, LOADED)

@@ -65,4 +65,4 @@ def test_disabling_restores_a_clean_run():
     proc = _plugins_list(("RLINF_STRICT_PLUGINS", "1"), ("RLINF_DISABLE_PLUGINS", "broken,duplicate_b"))
     assert proc.returncode == 0, proc.stderr
     recs = {p["name"]: p["status"] for p in json.loads(proc.stdout)["plugins"]}
-    assert recs == {"broken": "disabled", "cli": "loaded", "demo": "loaded", "duplicate_a": "loaded", "duplicate_b": "disabled"}
+    assert recs == {"broken": "disabled", "cli": "loaded", "core": "loaded", "demo": "loaded", "duplicate_a": "loaded", "duplicate_b": "disabled"}

@@ -26,10 +26,12 @@ def test_import_and_plugins_list_import_no_torch():
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy'))))"
     )
     lines = out.strip().splitlines()
-    assert "No rlinf plugins are installed" in out
+    assert "core" in out and "loaded" in out
     assert json.loads(lines[-1]) == []
 
 
-def test_plugins_list_json_is_empty_but_valid():
+def test_plugins_list_shows_only_the_core_plugin():
     out = subprocess.run(["rlinf", "plugins", "list", "--json"], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == {"plugins": [], "warnings": []}
+    plugins = json.loads(out)["plugins"]
+    assert [(p["name"], p["distribution"], p["status"]) for p in plugins] == [("core", "rlinf-core", "loaded")]
+    assert {c["name"] for c in plugins[0]["components"]} == {"collocated", "disaggregated", "hybrid"}

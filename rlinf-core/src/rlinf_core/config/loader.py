@@ -18,8 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rlinf_core.config.compat import apply_renames
 from rlinf_core.config.schema import COMPONENT_KEYS, RlinfConfig
 from rlinf_core.errors import ComponentError, ConfigError, suggestion_text
-
-EXECUTORS = ("inline", "ray")
+from rlinf_core.runtime.executors import EXECUTORS
 
 
 def _check_keys(data: Mapping[str, Any], schema: type, prefix: str, problems: list[str]) -> None:

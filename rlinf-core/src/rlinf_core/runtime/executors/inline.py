@@ -1,0 +1,92 @@
+"""The inline executor: every worker in the driver process, one rank per group, no extra service.
+
+Calls run at once, in the caller's thread, so breakpoints and stack traces work as in any Python
+program. A group placed on several devices runs as one rank here (a note is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from rlinf_core.runtime.channel import InlineChannel
+from rlinf_core.runtime.executors.base import Executor, GroupFuture, WorkerGroup
+from rlinf_core.runtime.placement import GroupPlacement
+from rlinf_core.runtime.worker import RankInfo, WorkerError, construct_worker
+
+log = logging.getLogger("rlinf.runtime")
+
+
+class InlineFuture(GroupFuture):
+    def __init__(self, group: str, method: str, outcomes: list[tuple[int, bool, Any]]):
+        self.group, self.method, self._outcomes = group, method, outcomes
+
+    @property
+    def handles(self) -> list[Any]:
+        self._raise_first_error()
+        return [value for _, _, value in self._outcomes]
+
+    def _raise_first_error(self) -> None:
+        for rank, ok, value in self._outcomes:
+            if not ok:
+                raise WorkerError(self.group, rank, self.method, value)
+
+    def result(self, timeout: float | None = None) -> list[Any]:
+        return self.handles
+
+
+class InlineGroup(WorkerGroup):
+    def __init__(self, name: str, placement: GroupPlacement, worker: Any):
+        super().__init__(name, placement)
+        self.worker = worker
+
+    @property
+    def world_size(self) -> int:
+        return 1
+
+    def _run(self, method: str, args: tuple, kwargs: dict[str, Any]) -> InlineFuture:
+        try:
+            value = getattr(self.worker, method)(*args, **kwargs)
+            return InlineFuture(self.name, method, [(0, True, value)])
+        except Exception:  # reported, with the traceback, when the result is asked for
+            return InlineFuture(self.name, method, [(0, False, traceback.format_exc())])
+
+    def call(self, method: str, *args: Any, ranks: Sequence[int] | None = None, **kwargs: Any) -> GroupFuture:
+        if ranks is not None and list(ranks) != [0]:
+            raise ValueError(f"group {self.name!r} has one rank under the inline executor; got ranks={list(ranks)}")
+        return self._run(method, args, kwargs)
+
+    def scatter(self, method: str, per_rank: Sequence[Any], **kwargs: Any) -> GroupFuture:
+        if len(per_rank) != 1:
+            raise ValueError(f"scatter to group {self.name!r}: {len(per_rank)} items for 1 rank")
+        return self._run(method, (per_rank[0],), kwargs)
+
+
+class InlineExecutor(Executor):
+    name = "inline"
+
+    def __init__(self, plugin_fingerprint: str | None = None):
+        self._groups: list[InlineGroup] = []
+        self._fingerprint = plugin_fingerprint
+
+    def create_group(self, name: str, cls: type, placement: GroupPlacement, *args: Any,
+                     share_counts: dict[int, int] | None = None, **kwargs: Any) -> WorkerGroup:
+        if placement.world_size > 1:
+            log.info("inline executor: running worker group %r as 1 rank (its placement has %d); "
+                     "use cluster.executor=ray for several", name, placement.world_size)
+        info = RankInfo(name, 0, 1, placement.devices, "cpu", self.name, self._fingerprint)
+        try:
+            worker = construct_worker(cls, info, args, kwargs)
+        except Exception:
+            raise WorkerError(name, 0, "__init__", traceback.format_exc()) from None
+        group = InlineGroup(name, placement, worker)
+        self._groups.append(group)
+        return group
+
+    def channel(self, name: str, maxsize: int = 0) -> InlineChannel:
+        return InlineChannel(name, maxsize)
+
+    def shutdown(self) -> None:
+        self._groups.clear()

@@ -1,0 +1,251 @@
+"""Executors: the same flow under inline and Ray and every placement; faults; shutdown; channels."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from rlinf_core import PluginError, get_plugins
+from rlinf_core.runtime import ChannelTimeout, RankInfo, Runtime, Worker, WorkerError, WorkerSpec
+from rlinf_core.runtime.worker import construct_worker
+from rlinf_core.testing.demo_flow import WORKERS, run_demo_flow
+
+NUM_ENVS = 8
+
+
+def _cluster(executor, spec, devices):
+    return SimpleNamespace(executor=executor, component_placement=spec, placement=None, num_nodes=1,
+                           num_devices_per_node=devices, ray_address=None)
+
+
+def _run(executor, spec, devices, stage_num=2):
+    workers = {
+        "env": WorkerSpec(WORKERS["env"], (NUM_ENVS, stage_num)),
+        "rollout": WorkerSpec(WORKERS["rollout"]),
+        "actor": WorkerSpec(WORKERS["actor"]),
+    }
+    with Runtime(_cluster(executor, spec, devices), get_plugins(), workers) as rt:
+        mode = rt.placement.mode
+        sizes = {name: g.world_size for name, g in rt.groups.items()}
+        return mode, sizes, run_demo_flow(rt, stage_num=stage_num)
+
+
+def _same(a, b):
+    assert a["rewards"] == pytest.approx(b["rewards"], rel=1e-10)
+    for key in a["weights"]:
+        torch.testing.assert_close(a["weights"][key], b["weights"][key], rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def inline_result():
+    mode, sizes, result = _run("inline", {}, 2)
+    assert mode == "collocated" and sizes == {"env": 1, "rollout": 1, "actor": 1}
+    assert result["rewards"][1] != result["rewards"][0]  # the update changed the policy
+    return result
+
+
+def test_inline_is_deterministic(inline_result):
+    _same(inline_result, _run("inline", {}, 2)[2])
+
+
+@pytest.mark.parametrize("spec, devices, mode, sizes", [
+    ({"env,rollout,actor": "all"}, 2, "collocated", {"env": 2, "rollout": 2, "actor": 2}),
+    ({"env": 0, "rollout": 1, "actor": 2}, 3, "disaggregated", {"env": 1, "rollout": 1, "actor": 1}),
+    ({"env": "0-1", "rollout,actor": "2-3"}, 4, "hybrid", {"env": 2, "rollout": 2, "actor": 2}),
+])
+def test_ray_gives_the_inline_result_under_every_placement(ray_session, inline_result, spec, devices, mode, sizes):
+    got_mode, got_sizes, result = _run("ray", spec, devices)
+    assert (got_mode, got_sizes) == (mode, sizes)
+    _same(result, inline_result)
+
+
+def test_pipelining_does_not_change_results(inline_result):
+    one = _run("inline", {}, 2, stage_num=1)[2]
+    four = _run("inline", {}, 2, stage_num=4)[2]
+    assert one["rewards"][0] == pytest.approx(four["rewards"][0], rel=1e-12)  # same envs, same first policy
+
+
+class Faulty(Worker):
+    def __init__(self, fail_in_init: bool = False):
+        if fail_in_init and self.rank == 1:
+            raise RuntimeError("cannot start rank 1")
+
+    def boom(self, rank_to_fail: int) -> int:
+        if self.rank == rank_to_fail:
+            raise ValueError(f"boom on rank {self.rank}")
+        return self.rank
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def produce(self, channel, n: int) -> int:
+        for i in range(n):
+            channel.put(i, torch.full((2,), float(i)))
+        return n
+
+    def demo_plugin_workers(self) -> list[str]:
+        from rlinf_demo_plugin import plugin
+
+        return list(plugin.INITIALISED_WORKERS)
+
+
+def _faulty_runtime(executor, devices=2, **kwargs):
+    return Runtime(_cluster(executor, {"env": "all"}, devices), get_plugins(), {"env": WorkerSpec(Faulty, kwargs=kwargs)})
+
+
+def test_inline_worker_error_names_group_rank_method_and_traceback():
+    with _faulty_runtime("inline") as rt:
+        with pytest.raises(WorkerError) as err:
+            rt["env"].call("boom", 0).result()
+    msg = str(err.value)
+    assert msg.startswith("worker group 'env' rank 0 raised in boom():")
+    assert "Traceback" in msg and "ValueError: boom on rank 0" in msg
+
+
+def test_ray_worker_error_names_group_rank_method_and_remote_traceback(ray_session, by_value):
+    by_value(__name__)
+    with _faulty_runtime("ray") as rt:
+        assert rt["env"].call("boom", 5).result() == [0, 1]
+        with pytest.raises(WorkerError) as err:
+            rt["env"].call("boom", 1).result()
+    assert str(err.value).startswith("worker group 'env' rank 1 raised in boom():")
+    assert "ValueError: boom on rank 1" in str(err.value)
+    assert not err.value.died
+
+
+def test_ray_constructor_failure_names_the_rank(ray_session, by_value):
+    by_value(__name__)
+    with pytest.raises(WorkerError, match="(?s)worker group 'env' rank 1 .*__init__.*cannot start rank 1"):
+        _faulty_runtime("ray", fail_in_init=True)
+
+
+def test_ray_killed_rank_is_reported(ray_session, by_value):
+    by_value(__name__)
+    with _faulty_runtime("ray") as rt:
+        pids = rt["env"].call("pid").result()
+        os.kill(pids[1], signal.SIGKILL)
+        with pytest.raises(WorkerError) as err:
+            rt["env"].call("pid").result()
+    assert err.value.died and err.value.rank == 1 and err.value.group == "env"
+    assert "rank 1 died (killed or crashed) in pid()" in str(err.value)
+
+
+def test_plugins_worker_init_hook_runs_in_every_ray_rank(ray_session, by_value):
+    by_value(__name__)
+    with _faulty_runtime("ray") as rt:
+        seen = rt["env"].call("demo_plugin_workers").result()
+    assert seen == [["env/0"], ["env/1"]]
+
+
+def test_worker_refuses_other_plugins_than_the_driver():
+    info = RankInfo("env", 0, 1, (0,), plugin_fingerprint="not-the-driver")
+    with pytest.raises(PluginError, match="sees different rlinf plugins than the driver"):
+        construct_worker(Faulty, info, (), {})
+    with pytest.raises(TypeError, match="must subclass rlinf_core.runtime.Worker"):
+        construct_worker(dict, RankInfo("env", 0, 1, (0,)), (), {})
+
+
+ORPHAN_SCRIPT = textwrap.dedent("""
+    import json, os, signal, sys, types
+    import ray
+    sys.path.insert(0, {tests!r})
+    import test_executors as t
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(t)
+    node = ray._private.worker._global_node
+    rt = t._faulty_runtime("ray")
+    pids = rt["env"].call("pid").result()
+    pids += [p.process.pid for infos in node.all_processes.values() for p in infos]
+    print(json.dumps(pids), flush=True)
+    try:
+        with rt:
+            if {mode!r} == "error":
+                rt["env"].call("boom", 0).result()
+            else:
+                os.kill(os.getpid(), signal.SIGINT)
+                import time; time.sleep(30)
+    finally:
+        ray.shutdown()
+""")
+
+
+@pytest.mark.parametrize("mode", ["error", "ctrl-c"])
+def test_no_process_outlives_an_error_or_ctrl_c(mode):
+    pytest.importorskip("ray")
+    script = ORPHAN_SCRIPT.format(tests=os.path.dirname(__file__), mode=mode)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0
+    assert ("WorkerError" in proc.stderr) if mode == "error" else ("KeyboardInterrupt" in proc.stderr)
+    import json
+
+    pids = json.loads(proc.stdout.strip().splitlines()[0])
+    assert len(pids) >= 4
+    deadline = time.time() + 20
+    alive = pids
+    while alive and time.time() < deadline:
+        alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read().lower()]
+        time.sleep(0.5)
+    assert alive == [], f"processes left behind: {alive}"
+
+
+# --- channels
+
+
+def test_inline_channel_back_pressure_blocks_the_producer_and_keeps_order():
+    with _faulty_runtime("inline") as rt:
+        ch = rt.channel("obs", maxsize=2)
+        ch.put(0, "a")
+        ch.put(1, "b")
+        with pytest.raises(ChannelTimeout, match="channel 'obs' stayed full \\(maxsize 2\\)"):
+            ch.put(2, "c", timeout=0.05)
+        assert ch.qsize() == 2
+        produced = []
+
+        def producer():
+            for i in range(2, 6):
+                ch.put(i, i * 10)
+                produced.append(i)
+
+        thread = threading.Thread(target=producer)
+        thread.start()
+        time.sleep(0.2)
+        assert produced == [] and ch.qsize() == 2  # blocked, nothing dropped, no growth
+        got = [ch.get(timeout=5) for _ in range(6)]
+        thread.join(timeout=5)
+        assert [k for k, _ in got] == [0, 1, 2, 3, 4, 5]
+        assert got[0][1] == "a" and got[-1][1] == 50
+        assert ch.stats.max_depth <= 2 and ch.stats.gets == 6
+        with pytest.raises(ChannelTimeout, match="stayed empty"):
+            ch.get(timeout=0.05)
+
+
+def test_inline_channel_passes_references():
+    with _faulty_runtime("inline") as rt:
+        ch = rt.channel("x", maxsize=1)
+        payload = torch.zeros(3)
+        ch.put("k", payload)
+        assert ch.get()[1] is payload
+
+
+def test_ray_channel_back_pressure_between_a_worker_and_the_driver(ray_session, by_value):
+    by_value(__name__)
+    with _faulty_runtime("ray", devices=1) as rt:
+        ch = rt.channel("obs", maxsize=2)
+        future = rt["env"].call("produce", ch, 6)
+        time.sleep(2.0)
+        assert ch.qsize() == 2  # the producer is blocked on a full channel
+        got = []
+        for _ in range(6):
+            got.append(ch.get(timeout=30))
+            assert ch.qsize() <= 2
+        assert future.result() == [6]
+        assert [k for k, _ in got] == list(range(6))
+        torch.testing.assert_close(got[5][1], torch.full((2,), 5.0))
