@@ -73,6 +73,30 @@ def test_pipelining_does_not_change_results(inline_result):
     assert one["rewards"][0] == pytest.approx(four["rewards"][0], rel=1e-12)  # same envs, same first policy
 
 
+def test_online_scaling_adds_rollout_ranks_and_stays_on_policy(ray_session, inline_result):
+    workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS, 2)), "rollout": WorkerSpec(WORKERS["rollout"]),
+               "actor": WorkerSpec(WORKERS["actor"])}
+    sizes = []
+
+    def grow_rollout(rt, i):
+        rt["rollout"].scale_to([1, 3])  # device 3 was free
+        sizes.append(rt["rollout"].world_size)
+        assert sorted(r[1] for r in rt["rollout"].call("ping").result()) == [0, 1]  # ranks renumbered
+
+    with Runtime(_cluster("ray", {"env": 0, "rollout": 1, "actor": 2}, 4), get_plugins(), workers) as rt:
+        result = run_demo_flow(rt, between_iterations=grow_rollout)
+        rt["rollout"].scale_to([3])  # and shrink again
+        assert rt["rollout"].world_size == 1 and rt["rollout"].call("ping").result()[0][1] == 0
+    assert sizes == [2]
+    _same(result, inline_result)
+
+
+def test_inline_groups_cannot_scale():
+    with Runtime(_cluster("inline", {}, 1), get_plugins(), {"env": WorkerSpec(Faulty)}) as rt:
+        with pytest.raises(RuntimeError, match="online scaling needs cluster.executor=ray"):
+            rt["env"].scale_to([0])
+
+
 class Faulty(Worker):
     def __init__(self, fail_in_init: bool = False):
         if fail_in_init and self.rank == 1:

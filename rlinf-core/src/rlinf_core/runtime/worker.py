@@ -63,6 +63,10 @@ class Worker:
         dist.init_process_group(backend, init_method=f"tcp://{master_addr}:{master_port}", rank=self.rank,
                                 world_size=self.world_size)
 
+    def echo(self, value: Any = None) -> Any:
+        """Return ``value``: a no-op call, used to measure the executor's per-call cost."""
+        return value
+
     def ping(self) -> tuple[str, int, int]:
         """``(group_name, rank, pid)``: a cheap call to check a rank is alive."""
         return self.group_name, self.rank, os.getpid()

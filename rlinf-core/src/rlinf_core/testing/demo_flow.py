@@ -107,13 +107,46 @@ class ActorWorker(Worker):
         return {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
 
 
+def profile_env_rollout(num_envs: int, stage_nums=(1, 2, 4, 8), cost: int = 0):
+    """Profile the demo env and policy stages in this process, at each micro-batch size."""
+    from rlinf_core.runtime import RankInfo
+    from rlinf_core.runtime.scheduler import profile_stage
+    from rlinf_core.runtime.worker import construct_worker
+
+    info = RankInfo("profile", 0, 1, (0,))
+    policy = construct_worker(RolloutWorker, info, (), {"cost": cost})
+    rows = [num_envs // k for k in stage_nums if num_envs % k == 0]
+
+    envs = {r: construct_worker(EnvWorker, info, (r, 1), {"cost": cost}) for r in rows}
+    for env in envs.values():
+        env.reset(0)
+
+    def env_step(r: int) -> None:
+        envs[r].step(0, torch.zeros(r, ACT, dtype=torch.float64))
+
+    def act(r: int) -> None:
+        policy.act(torch.zeros(r, OBS, dtype=torch.float64))
+
+    return profile_stage("env", env_step, rows), profile_stage("rollout", act, rows)
+
+
 WORKERS = {"env": EnvWorker, "rollout": RolloutWorker, "actor": ActorWorker}
 
 
-def run_demo_flow(rt, *, iterations: int = 2, steps: int = 3, stage_num: int = 2) -> dict[str, object]:
+def run_demo_flow(rt, *, iterations: int = 2, steps: int = 3, stage_num: int = 2,
+                  between_iterations=None) -> dict[str, object]:
+    """rollout -> env -> reward -> advantage -> actor update -> weight sync, ``iterations`` times.
+
+    ``between_iterations(rt, i)`` runs before iteration ``i >= 1`` (e.g. to rescale a group);
+    the latest weights are synced to the rollout group after it, so training stays on-policy.
+    """
     env, rollout, actor = rt["env"], rt["rollout"], rt["actor"]
-    rewards = []
-    for _ in range(iterations):
+    rewards, weights = [], None
+    for i in range(iterations):
+        if i and between_iterations is not None:
+            between_iterations(rt, i)
+        if weights is not None:
+            rollout.call("set_weights", weights).result()
         run_env_rollout_loop(env, rollout, steps=steps, stage_num=stage_num)
         trajs = [env.call("collect", j, ranks=[j % env.world_size]).result()[0] for j in range(stage_num)]
         batch = {k: torch.cat([t[k] for t in trajs]) for k in trajs[0]}
@@ -124,6 +157,5 @@ def run_demo_flow(rt, *, iterations: int = 2, steps: int = 3, stage_num: int = 2
             {**{k: v[r::actor.world_size] for k, v in batch.items()}, "baseline": baseline, "global_count": n}
             for r in range(actor.world_size)
         ]
-        states = actor.scatter("update", shards).result()
-        rollout.call("set_weights", states[0]).result()
-    return {"rewards": rewards, "weights": states[0]}
+        weights = actor.scatter("update", shards).result()[0]
+    return {"rewards": rewards, "weights": weights}

@@ -46,6 +46,12 @@ class WorkerGroup(abc.ABC):
     def scatter(self, method: str, per_rank: Sequence[Any], **kwargs: Any) -> GroupFuture:
         """Run ``method(per_rank[i], **kwargs)`` on rank ``i``."""
 
+    def scale_to(self, devices: Sequence[int], share: int = 1) -> None:
+        """Online scaling: one rank per device of ``devices`` (Ray executor only)."""
+        raise RuntimeError(
+            f"worker group {self.name!r}: online scaling needs cluster.executor=ray (inline runs one rank per group)"
+        )
+
     def execute(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
         """:meth:`call` and wait."""
         return self.call(method, *args, **kwargs).result()

@@ -33,6 +33,9 @@ class _RankActor:
     def run(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.worker, method)(*args, **kwargs)
 
+    def resize(self, rank: int, world_size: int) -> None:
+        self.worker.rank, self.worker.world_size = rank, world_size
+
     def master_address(self) -> tuple[str, int]:
         import ray
 
@@ -78,9 +81,43 @@ class RayFuture(GroupFuture):
 
 
 class RayGroup(WorkerGroup):
-    def __init__(self, name: str, placement: GroupPlacement, actors: list[Any]):
+    def __init__(self, name: str, placement: GroupPlacement, actors: list[Any], executor: RayExecutor,
+                 cls: type, args: tuple, kwargs: dict[str, Any], has_process_group: bool = False):
         super().__init__(name, placement)
         self.actors = actors
+        self._executor, self._cls, self._args, self._kwargs = executor, cls, args, kwargs
+        self.has_process_group = has_process_group
+
+    def scale_to(self, devices: Sequence[int], share: int = 1) -> None:
+        """Online scaling: one rank per device of ``devices``, between steps, without touching other groups.
+
+        Ranks on devices that stay are kept (and renumbered); the others are stopped; new devices
+        get new ranks, constructed with the group's original arguments. The caller re-syncs state
+        such as policy weights to the group afterwards (so training stays on-policy). Groups with
+        a torch.distributed process group cannot be resized.
+        """
+        if self.has_process_group:
+            raise RuntimeError(f"worker group {self.name!r} has a torch.distributed process group and cannot be resized")
+        devices = list(devices)
+        if not devices or len(set(devices)) != len(devices):
+            raise ValueError(f"scale_to: give distinct devices for group {self.name!r}, got {devices}")
+        if max(devices) >= self._executor.num_devices or min(devices) < 0:
+            raise ValueError(f"scale_to: devices {devices} out of range 0-{self._executor.num_devices - 1}")
+        current = {ranks[0]: actor for ranks, actor in zip(self.placement.ranks, self.actors, strict=True)}
+        for device, actor in current.items():
+            if device not in devices:
+                self._executor._kill(actor)
+        placement = GroupPlacement(self.name, tuple(devices), tuple((d,) for d in devices))
+        actors = []
+        for rank, device in enumerate(devices):
+            if device in current:
+                actors.append(current[device])
+            else:
+                actors.append(self._executor._start_rank(self.name, self._cls, placement, rank, device, share,
+                                                         self._args, self._kwargs))
+        self.actors, self.placement = actors, placement
+        RayFuture(self.name, "scale_to", list(range(len(actors))),
+                  [a.resize.remote(rank, len(actors)) for rank, a in enumerate(actors)]).result()
 
     @property
     def world_size(self) -> int:
@@ -130,40 +167,50 @@ class RayExecutor(Executor):
                 f"the cluster has {ray.cluster_resources()}. Lower cluster.num_devices_per_node or add nodes."
             )
 
+    def _start_rank(self, name: str, cls: type, placement: GroupPlacement, rank: int, device: int, share: int,
+                    args: tuple, kwargs: dict[str, Any]) -> Any:
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        threads = max(1, self.cpus_per_device // share)
+        options: dict[str, Any] = {
+            "num_cpus": self.cpus_per_device / share,
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(placement_group=self._pg,
+                                                                    placement_group_bundle_index=device),
+            "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}},
+            "max_concurrency": 1,
+        }
+        if self.device_type == "cuda":
+            options["num_gpus"] = 1 / share
+        info = RankInfo(name, rank, placement.world_size, (device,), self.device_type, self.name, self._fingerprint)
+        actor = self._ray.remote(_RankActor).options(**options).remote(cls, info, args, kwargs)
+        self._actors.append(actor)
+        return actor
+
+    def _kill(self, actor: Any) -> None:
+        try:
+            self._ray.kill(actor)
+        except Exception as exc:  # already dead
+            log.debug("killing actor: %s", exc)
+        if actor in self._actors:
+            self._actors.remove(actor)
+
     def create_group(self, name: str, cls: type, placement: GroupPlacement, *args: Any,
                      share_counts: dict[int, int] | None = None, dist_backend: str | None = "auto",
                      **kwargs: Any) -> WorkerGroup:
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        ray = self._ray
         share_counts = share_counts or {}
-        actor_cls = ray.remote(_RankActor)
         actors = []
         for rank, devices in enumerate(placement.ranks):
             if len(devices) != 1:
                 raise ConfigError(f"cluster.component_placement: worker group {name!r} rank {rank} spans devices "
                                   f"{devices}; the Ray executor places one device per rank for now")
-            device = devices[0]
-            share = max(1, share_counts.get(device, 1))
-            threads = max(1, self.cpus_per_device // share)
-            options: dict[str, Any] = {
-                "num_cpus": self.cpus_per_device / share,
-                "scheduling_strategy": PlacementGroupSchedulingStrategy(placement_group=self._pg,
-                                                                        placement_group_bundle_index=device),
-                "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}},
-                "max_concurrency": 1,
-            }
-            if self.device_type == "cuda":
-                options["num_gpus"] = 1 / share
-            info = RankInfo(name, rank, placement.world_size, devices, self.device_type, self.name, self._fingerprint)
-            actors.append(actor_cls.options(**options).remote(cls, info, args, kwargs))
-        self._actors.extend(actors)
-        group = RayGroup(name, placement, actors)
+            share = max(1, share_counts.get(devices[0], 1))
+            actors.append(self._start_rank(name, cls, placement, rank, devices[0], share, args, kwargs))
         # Surface constructor failures now, naming the rank.
         RayFuture(name, "__init__", list(range(len(actors))), [a.run.remote("ping") for a in actors]).result()
         wants_dist = dist_backend is not None and placement.world_size > 1 and importlib.util.find_spec("torch") is not None
+        group = RayGroup(name, placement, actors, self, cls, args, kwargs, has_process_group=wants_dist)
         if wants_dist:
-            addr, port = ray.get(actors[0].master_address.remote())
+            addr, port = self._ray.get(actors[0].master_address.remote())
             backend = None if dist_backend == "auto" else dist_backend
             group.call("init_process_group", addr, port, backend).result()
         return group
@@ -177,12 +224,8 @@ class RayExecutor(Executor):
         ray = self._ray
         if not ray.is_initialized():
             return
-        for actor in self._actors:
-            try:
-                ray.kill(actor)
-            except Exception as exc:  # already dead
-                log.debug("killing actor: %s", exc)
-        self._actors.clear()
+        for actor in list(self._actors):
+            self._kill(actor)
         for ch in self._channels:
             try:
                 ch.close()
