@@ -14,26 +14,30 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from functools import partial
 from types import SimpleNamespace
 
 from rlinf_core import get_plugins
-from rlinf_core.runtime import Runtime, WorkerSpec
+from rlinf_core.runtime import AutoPlacement, Runtime, WorkerSpec
 from rlinf_core.runtime.pipeline import run_env_rollout_loop
-from rlinf_core.runtime.scheduler import choose, measure_call_overhead
 from rlinf_core.testing.demo_flow import EnvWorker, RolloutWorker, profile_env_rollout
 
 
-def measure(executor: str, spec: dict, devices: int, stage_num: int, args) -> tuple[str, float]:
-    cluster = SimpleNamespace(executor=executor, component_placement=spec, placement=None, num_nodes=1,
-                              num_devices_per_node=devices, ray_address=None)
-    workers = {"env": WorkerSpec(EnvWorker, (args.envs, stage_num), {"cost": args.cost}),
+def measure(executor: str, spec: dict, devices: int, stage_num: int, args, auto: bool = False) -> tuple[str, int, float, str]:
+    """(placement mode, stage_num, env steps/s, report) of one configuration; ``auto`` lets the Runtime choose."""
+    cluster = SimpleNamespace(executor=executor, component_placement=spec, placement="auto" if auto else None,
+                              num_nodes=1, num_devices_per_node=devices, ray_address=None)
+    workers = {"env": WorkerSpec(EnvWorker, (args.envs,), {"cost": args.cost}),
                "rollout": WorkerSpec(RolloutWorker, kwargs={"cost": args.cost})}
-    with Runtime(cluster, get_plugins(), workers) as rt:
+    planner = AutoPlacement(partial(profile_env_rollout, cost=args.cost), args.envs, (1, 2, 4)) if auto else None
+    with Runtime(cluster, get_plugins(), workers, auto=planner) as rt:
+        if rt.auto_choice is not None:
+            stage_num = rt.auto_choice.stage_num
         run_env_rollout_loop(rt["env"], rt["rollout"], steps=2, stage_num=stage_num)  # warm-up
         start = time.perf_counter()
         run_env_rollout_loop(rt["env"], rt["rollout"], steps=args.steps, stage_num=stage_num)
-        elapsed = time.perf_counter() - start
-        return rt.placement.mode, args.steps * args.envs / elapsed
+        throughput = args.steps * args.envs / (time.perf_counter() - start)
+        return rt.placement.mode, stage_num, throughput, rt.report_throughput(throughput)
 
 
 def main() -> None:
@@ -48,36 +52,26 @@ def main() -> None:
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     runs = []
-    stage_nums = (1, 2, 4)
-    env_prof, pol_prof = profile_env_rollout(args.envs, stage_nums, args.cost)
-    probe = SimpleNamespace(executor="ray", component_placement={"env": 0}, placement=None, num_nodes=1,
-                            num_devices_per_node=2, ray_address=None)
     try:
-        with Runtime(probe, get_plugins(), {"env": WorkerSpec(RolloutWorker)}) as rt:
-            overhead = measure_call_overhead(rt["env"])
-        ranked = choose(env_prof, pol_prof, num_envs=args.envs, num_devices=2, stage_nums=stage_nums,
-                        call_overhead_s=overhead)
-        pick = ranked[0]
-        runs.append(("inline", 1, *measure("inline", {}, 1, 1, args)))
+        runs.append(("inline", *measure("inline", {}, 1, 1, args)[:3]))
         for k in (1, 2, 4):
-            runs.append(("ray", k, *measure("ray", {"env": 0, "rollout": 1}, 2, k, args)))
+            runs.append(("ray", *measure("ray", {"env": 0, "rollout": 1}, 2, k, args)[:3]))
         for k in (1, 2, 4):
-            runs.append(("ray", k, *measure("ray", {"env,rollout": "all"}, 2, k, args)))
-        auto_mode, auto_tp = measure("ray", pick.component_placement, 2, pick.stage_num, args)
+            runs.append(("ray", *measure("ray", {"env,rollout": "all"}, 2, k, args)[:3]))
+        auto_mode, auto_k, auto_tp, auto_report = measure("ray", {}, 2, 0, args, auto=True)
     finally:
         ray.shutdown()
-    base = next(t for ex, k, mode, t in runs if ex == "ray" and k == 1 and mode == "disaggregated")
-    print(f"{os.cpu_count()} CPU cores, {args.envs} envs, {args.steps} steps, cost {args.cost}")
+    base = next(t for ex, mode, k, t in runs if ex == "ray" and k == 1 and mode == "disaggregated")
     inline = runs[0][3]
+    print(f"{os.cpu_count()} CPU cores, {args.envs} envs, {args.steps} steps, cost {args.cost}")
     print(f"{'executor':<8} {'placement':<14} {'stage_num':>9} {'env steps/s':>12} {'x sequential':>13} {'x inline':>9}")
-    for executor, k, mode, throughput in runs:
+    for executor, mode, k, throughput in [*runs, ("ray/auto", auto_mode, auto_k, auto_tp)]:
         print(f"{executor:<8} {mode:<14} {k:>9} {throughput:>12.1f} {throughput / base:>13.2f} {throughput / inline:>9.2f}")
-    print(f"profile: {env_prof}, {pol_prof}, Ray call overhead {overhead * 1e3:.2f} ms")
-    print(f"auto chose: {pick.describe()}; measured {auto_tp:.1f} env steps/s ({auto_tp / base:.2f} x sequential)")
+    print(auto_report)
     best = max(runs[1:], key=lambda r: r[3])
-    print(f"fastest measured above: {best[2]} stage_num={best[1]} at {best[3]:.1f}; auto's pick is "
-          f"{'the same configuration' if (best[2], best[1]) == (pick.mode, pick.stage_num) else 'a different one'}"
-          f" ({auto_tp / best[3]:.2f} x the fastest)")
+    same = (best[1], best[2]) == (auto_mode, auto_k)
+    print(f"fastest fixed configuration: {best[1]} stage_num={best[2]} ({best[3]:.1f}); auto picked "
+          f"{'that one' if same else f'{auto_mode} stage_num={auto_k}'}, at {auto_tp / best[3]:.2f} x its throughput")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from rlinf_core import PluginError, get_plugins
-from rlinf_core.runtime import ChannelTimeout, RankInfo, Runtime, Worker, WorkerError, WorkerSpec
+from rlinf_core import ConfigError, PluginError, get_plugins
+from rlinf_core.runtime import AutoPlacement, ChannelTimeout, RankInfo, Runtime, Worker, WorkerError, WorkerSpec
+from rlinf_core.runtime.pipeline import run_env_rollout_loop
 from rlinf_core.runtime.worker import construct_worker
-from rlinf_core.testing.demo_flow import WORKERS, run_demo_flow
+from rlinf_core.testing.demo_flow import WORKERS, profile_env_rollout, run_demo_flow
 
 NUM_ENVS = 8
 
@@ -28,7 +29,7 @@ def _cluster(executor, spec, devices):
 
 def _run(executor, spec, devices, stage_num=2):
     workers = {
-        "env": WorkerSpec(WORKERS["env"], (NUM_ENVS, stage_num)),
+        "env": WorkerSpec(WORKERS["env"], (NUM_ENVS,)),
         "rollout": WorkerSpec(WORKERS["rollout"]),
         "actor": WorkerSpec(WORKERS["actor"]),
     }
@@ -74,7 +75,7 @@ def test_pipelining_does_not_change_results(inline_result):
 
 
 def test_online_scaling_adds_rollout_ranks_and_stays_on_policy(ray_session, inline_result):
-    workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS, 2)), "rollout": WorkerSpec(WORKERS["rollout"]),
+    workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS,)), "rollout": WorkerSpec(WORKERS["rollout"]),
                "actor": WorkerSpec(WORKERS["actor"])}
     sizes = []
 
@@ -95,6 +96,37 @@ def test_inline_groups_cannot_scale():
     with Runtime(_cluster("inline", {}, 1), get_plugins(), {"env": WorkerSpec(Faulty)}) as rt:
         with pytest.raises(RuntimeError, match="online scaling needs cluster.executor=ray"):
             rt["env"].scale_to([0])
+
+
+def _auto_cluster(executor, spec=None):
+    return SimpleNamespace(executor=executor, component_placement=spec or {}, placement="auto", num_nodes=1,
+                           num_devices_per_node=2, ray_address=None)
+
+
+@pytest.mark.parametrize("executor", ["inline", "ray"])
+def test_auto_placement_profiles_chooses_and_runs(executor, request, caplog):
+    if executor == "ray":
+        request.getfixturevalue("ray_session")
+    auto = AutoPlacement(profile_env_rollout, num_envs=NUM_ENVS, stage_nums=(1, 2, 4))
+    workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS,), {"cost": 20}), "rollout": WorkerSpec(WORKERS["rollout"], kwargs={"cost": 20})}
+    with caplog.at_level("INFO", logger="rlinf.runtime"):
+        with Runtime(_auto_cluster(executor), get_plugins(), workers, auto=auto) as rt:
+            choice = rt.auto_choice
+            assert choice is not None and choice.stage_num in (1, 2, 4)
+            assert rt.placement.mode == choice.mode
+            start = time.perf_counter()
+            run_env_rollout_loop(rt["env"], rt["rollout"], steps=3, stage_num=choice.stage_num)
+            message = rt.report_throughput(3 * NUM_ENVS / (time.perf_counter() - start))
+    assert "auto placement chose" in caplog.text and "x predicted" in message
+
+
+def test_auto_placement_errors():
+    workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS,))}
+    with pytest.raises(ConfigError, match="this flow cannot profile its stages"):
+        Runtime(_auto_cluster("inline"), get_plugins(), workers)
+    auto = AutoPlacement(profile_env_rollout, num_envs=NUM_ENVS)
+    with pytest.raises(ConfigError, match="chooses the placement itself; remove cluster.component_placement"):
+        Runtime(_auto_cluster("inline", {"env": 0}), get_plugins(), workers, auto=auto)
 
 
 class Faulty(Worker):

@@ -19,6 +19,7 @@ from rlinf_core.config.compat import apply_renames
 from rlinf_core.config.schema import COMPONENT_KEYS, RlinfConfig
 from rlinf_core.errors import ComponentError, ConfigError, suggestion_text
 from rlinf_core.runtime.executors import EXECUTORS
+from rlinf_core.runtime.placement import AUTO
 
 
 def _check_keys(data: Mapping[str, Any], schema: type, prefix: str, problems: list[str]) -> None:
@@ -108,7 +109,7 @@ def validate_config(cfg: DictConfig, plugins: Any) -> None:
         problems.append(f"config key '{getattr(exc, 'full_key', '?')}': cannot resolve interpolation: {exc}")
     for key, kind in COMPONENT_KEYS.items():
         value = OmegaConf.select(cfg, key, throw_on_missing=False)
-        if value is None:
+        if value is None or (key == "cluster.placement" and value == AUTO):
             continue
         try:
             plugins.registries.get_spec(kind, str(value))

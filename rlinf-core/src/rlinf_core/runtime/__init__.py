@@ -5,12 +5,12 @@ Nothing here imports torch or Ray until an executor that needs them is created.
 
 from rlinf_core.runtime.channel import Channel, ChannelTimeout
 from rlinf_core.runtime.executors import Executor, GroupFuture, WorkerGroup, make_executor
-from rlinf_core.runtime.launch import Runtime, WorkerSpec, detect_devices
+from rlinf_core.runtime.launch import AutoPlacement, Runtime, WorkerSpec, detect_devices
 from rlinf_core.runtime.placement import GroupPlacement, Placement, parse_component_placement, resolve_placement
 from rlinf_core.runtime.worker import RankInfo, Worker, WorkerError
 
 __all__ = [
-    "Channel", "ChannelTimeout", "Executor", "GroupFuture", "GroupPlacement", "Placement", "RankInfo", "Runtime",
+    "AutoPlacement", "Channel", "ChannelTimeout", "Executor", "GroupFuture", "GroupPlacement", "Placement", "RankInfo", "Runtime",
     "Worker", "WorkerError", "WorkerGroup", "WorkerSpec", "detect_devices", "make_executor", "parse_component_placement",
     "resolve_placement",
 ]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
+from rlinf_core.errors import ConfigError
 from rlinf_core.runtime.executors import Executor, WorkerGroup, make_executor
-from rlinf_core.runtime.placement import KNOWN_GROUPS, Placement, resolve_placement
+from rlinf_core.runtime.placement import AUTO, KNOWN_GROUPS, GroupPlacement, Placement, resolve_placement
+from rlinf_core.runtime.scheduler import Candidate, StageProfile, choose, measure_call_overhead
+from rlinf_core.runtime.worker import Worker
 
 log = logging.getLogger("rlinf.runtime")
 
@@ -42,27 +46,58 @@ def detect_devices(cluster: Any) -> tuple[int, str]:
     return (gpus or os.cpu_count() or 1) * nodes, device_type
 
 
+@dataclass(frozen=True)
+class AutoPlacement:
+    """What ``cluster.placement: auto`` needs from a flow: a profile of its env and policy stages.
+
+    ``profile(num_envs, stage_nums)`` returns the two :class:`~rlinf_core.runtime.scheduler.StageProfile`.
+    """
+
+    profile: Callable[[int, Sequence[int]], tuple[StageProfile, StageProfile]]
+    num_envs: int
+    stage_nums: tuple[int, ...] = (1, 2, 4, 8)
+    env_group: str = "env"
+    policy_group: str = "rollout"
+
+
 class Runtime:
     """Placed, running worker groups. Use as a context manager: every worker stops on exit,
-    including on an error or Ctrl-C."""
+    including on an error or Ctrl-C.
+
+    With ``cluster.placement: auto`` (and ``auto`` given by the flow), the stages are profiled,
+    the executor's per-call cost is measured, and the candidate with the best predicted throughput
+    is used: ``auto_choice`` holds it (its ``stage_num`` is the pipeline_stage_num to run with).
+    """
 
     def __init__(self, cluster: Any, plugins: Any, workers: Mapping[str, WorkerSpec],
-                 known_groups: tuple[str, ...] = KNOWN_GROUPS, num_devices: int | None = None):
+                 known_groups: tuple[str, ...] = KNOWN_GROUPS, num_devices: int | None = None,
+                 auto: AutoPlacement | None = None):
         detected, device_type = detect_devices(cluster)
         self.num_devices = num_devices or detected
-        self.placement: Placement = resolve_placement(cluster, plugins, workers, self.num_devices, known_groups)
-        log.info("%s", self.placement.describe())
-        share: dict[int, int] = {}
-        for g in self.placement.groups.values():
-            for devices in g.ranks:
-                for d in devices:
-                    share[d] = share.get(d, 0) + 1
+        self.auto_choice: Candidate | None = None
+        is_auto = getattr(cluster, "placement", None) == AUTO
+        if is_auto and auto is None:
+            raise ConfigError("cluster.placement=auto: this flow cannot profile its stages; "
+                              "choose one of collocated, disaggregated, hybrid")
+        if is_auto and getattr(cluster, "component_placement", None):
+            raise ConfigError("cluster.placement=auto chooses the placement itself; remove cluster.component_placement "
+                              "or set cluster.placement to collocated, disaggregated or hybrid")
         self.executor: Executor = make_executor(
             cluster.executor, self.num_devices, address=getattr(cluster, "ray_address", None),
             device_type=device_type, plugin_fingerprint=plugins.fingerprint(),
         )
         self.groups: dict[str, WorkerGroup] = {}
         try:
+            if is_auto:
+                assert auto is not None
+                cluster = self._choose(auto)
+            self.placement: Placement = resolve_placement(cluster, plugins, workers, self.num_devices, known_groups)
+            log.info("%s", self.placement.describe())
+            share: dict[int, int] = {}
+            for g in self.placement.groups.values():
+                for devices in g.ranks:
+                    for d in devices:
+                        share[d] = share.get(d, 0) + 1
             for name, spec in workers.items():
                 self.groups[name] = self.executor.create_group(
                     name, spec.cls, self.placement.groups[name], *spec.args, share_counts=share, **dict(spec.kwargs)
@@ -70,6 +105,28 @@ class Runtime:
         except BaseException:
             self.executor.shutdown()
             raise
+
+    def _choose(self, auto: AutoPlacement) -> Any:
+        env, policy = auto.profile(auto.num_envs, auto.stage_nums)
+        probe = self.executor.create_group("probe", Worker, GroupPlacement("probe", (0,), ((0,),)),
+                                           share_counts={0: self.num_devices * 1000})
+        overhead = measure_call_overhead(probe)
+        self.executor.remove_group(probe)
+        self.auto_choice = choose(env, policy, num_envs=auto.num_envs, num_devices=self.num_devices,
+                                  stage_nums=auto.stage_nums, call_overhead_s=overhead,
+                                  env_group=auto.env_group, policy_group=auto.policy_group)[0]
+        return SimpleNamespace(component_placement=self.auto_choice.component_placement, placement=self.auto_choice.mode)
+
+    def report_throughput(self, env_steps_per_s: float) -> str:
+        """Log (and return) the measured throughput beside auto placement's prediction."""
+        if self.auto_choice is None:
+            msg = f"measured {env_steps_per_s:.1f} env steps/s ({self.placement.mode})"
+        else:
+            predicted = self.auto_choice.predicted_steps_per_s
+            msg = (f"auto placement: {self.auto_choice.describe()}; measured {env_steps_per_s:.1f} env steps/s "
+                   f"({env_steps_per_s / predicted:.2f} x predicted)")
+        log.info("%s", msg)
+        return msg
 
     def __getitem__(self, name: str) -> WorkerGroup:
         return self.groups[name]

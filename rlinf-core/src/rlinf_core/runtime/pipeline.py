@@ -7,7 +7,7 @@ move rank to rank. Under Ray, the env stepping of micro-batch ``j`` overlaps the
 of micro-batch ``j + 1``; under the inline executor the same code runs them one after the other.
 
 Worker protocol:
-    env ranks:     ``reset(mb) -> obs``, ``step(mb, actions) -> obs``
+    env ranks:     ``reset(mb, num_micro_batches) -> obs``, ``step(mb, actions) -> obs``
     rollout ranks: ``act(obs) -> actions``
 """
 
@@ -29,7 +29,7 @@ def run_env_rollout_loop(env: WorkerGroup, rollout: WorkerGroup, *, steps: int, 
         raise ValueError(f"rollout.pipeline_stage_num must be >= 1, got {stage_num}")
     env_rank = [j % env.world_size for j in range(stage_num)]
     rollout_rank = [j % rollout.world_size for j in range(stage_num)]
-    last = [env.call("reset", j, ranks=[env_rank[j]]) for j in range(stage_num)]
+    last = [env.call("reset", j, stage_num, ranks=[env_rank[j]]) for j in range(stage_num)]
     acts: list[GroupFuture] = []
     for _ in range(steps):
         acts = []

@@ -7,7 +7,8 @@ each). Without ``:``, each device gets one process. On a CPU-only machine a devi
 
 Strategies (kind ``placement``, chosen by ``cluster.placement``; inferred when unset):
 ``collocated`` (every group on the same devices, taking turns), ``disaggregated`` (no device
-shared), ``hybrid`` (anything else: some groups share, others are split).
+shared), ``hybrid`` (anything else: some groups share, others are split). ``auto`` is not a strategy:
+the :class:`~rlinf_core.runtime.Runtime` profiles the flow's stages and picks one (``scheduler``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ KEY = "cluster.component_placement"
 #: Worker groups a flow may place. Flows pass their own set; these are the built-in ones.
 KNOWN_GROUPS = ("actor", "critic", "reference", "rollout", "env", "reward")
 MODES = ("collocated", "disaggregated", "hybrid")
+#: ``cluster.placement: auto``: chosen by the runtime from a profile (``runtime.scheduler``), not a strategy.
+AUTO = "auto"
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
@@ -181,6 +184,8 @@ def resolve_placement(
     if extra:
         raise ConfigError(f"{KEY}: this flow has no worker group(s) {', '.join(extra)} (it runs: {', '.join(needed)})")
     mode = getattr(cluster, "placement", None) or infer_mode(groups)
+    if mode == AUTO:
+        raise ConfigError("cluster.placement=auto is resolved by the Runtime from a stage profile (pass auto=...)")
     try:
         strategy = plugins.registries.load("placement", mode)
     except Exception as exc:

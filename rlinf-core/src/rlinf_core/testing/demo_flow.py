@@ -30,8 +30,8 @@ def _policy(seed: int) -> torch.nn.Module:
 
 
 class EnvWorker(Worker):
-    def __init__(self, num_envs: int, stage_num: int, seed: int = 0, cost: int = 0):
-        self.per_mb = num_envs // stage_num
+    def __init__(self, num_envs: int, seed: int = 0, cost: int = 0):
+        self.num_envs, self.per_mb = num_envs, num_envs
         self.seed, self.cost = seed, cost
         self.work = torch.randn(WORK, WORK, generator=torch.Generator().manual_seed(seed)) / WORK**0.5
         gen = torch.Generator().manual_seed(seed)
@@ -46,7 +46,10 @@ class EnvWorker(Worker):
                             dtype=torch.float64) for i in range(self.per_mb)]
         return torch.stack(rows)
 
-    def reset(self, mb: int) -> torch.Tensor:
+    def reset(self, mb: int, num_micro_batches: int = 1) -> torch.Tensor:
+        if self.num_envs % num_micro_batches:
+            raise ValueError(f"{self.num_envs} envs cannot be split into {num_micro_batches} micro-batches")
+        self.per_mb = self.num_envs // num_micro_batches
         self.state[mb] = self._noise(mb, -1)
         self.traj[mb] = {"obs": [], "actions": [], "rewards": []}
         self.t[mb] = 0
@@ -117,7 +120,7 @@ def profile_env_rollout(num_envs: int, stage_nums=(1, 2, 4, 8), cost: int = 0):
     policy = construct_worker(RolloutWorker, info, (), {"cost": cost})
     rows = [num_envs // k for k in stage_nums if num_envs % k == 0]
 
-    envs = {r: construct_worker(EnvWorker, info, (r, 1), {"cost": cost}) for r in rows}
+    envs = {r: construct_worker(EnvWorker, info, (r,), {"cost": cost}) for r in rows}
     for env in envs.values():
         env.reset(0)
 

@@ -72,6 +72,10 @@ class Executor(abc.ABC):
         """
 
     @abc.abstractmethod
+    def remove_group(self, group: WorkerGroup) -> None:
+        """Stop every rank of ``group``."""
+
+    @abc.abstractmethod
     def channel(self, name: str, maxsize: int = 0) -> Any:
         """A named, bounded :class:`~rlinf_core.runtime.channel.Channel` usable from any rank."""
 

@@ -85,6 +85,10 @@ class InlineExecutor(Executor):
         self._groups.append(group)
         return group
 
+    def remove_group(self, group: WorkerGroup) -> None:
+        if group in self._groups:
+            self._groups.remove(group)
+
     def channel(self, name: str, maxsize: int = 0) -> InlineChannel:
         return InlineChannel(name, maxsize)
 

@@ -215,6 +215,10 @@ class RayExecutor(Executor):
             group.call("init_process_group", addr, port, backend).result()
         return group
 
+    def remove_group(self, group: WorkerGroup) -> None:
+        for actor in getattr(group, "actors", []):
+            self._kill(actor)
+
     def channel(self, name: str, maxsize: int = 0) -> RayChannel:
         ch = RayChannel(name, maxsize)
         self._channels.append(ch)
