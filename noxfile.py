@@ -1,4 +1,4 @@
-"""Test sessions. `python3 -m nox` runs the default ones (what CI runs); `nox -l` lists them.
+"""Test sessions. `nox` runs the default ones (what CI runs; see README); `nox -l` lists them.
 
 Every install goes through constraints.txt, which pins the CPU build of torch.
 """

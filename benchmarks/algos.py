@@ -1,7 +1,7 @@
 """GAE and GRPO advantages on a (4096, 1024) batch: rlinf_algos beside a per-token Python loop and veRL.
 
 Run (sets up veRL's core_algos beside ours, then runs this script):
-    python3 -m nox -s bench_algos
+    .venv-nox/bin/nox -s bench_algos
 or, in an environment with rlinf-algos (and optionally verl) installed:
     python benchmarks/algos.py [--batch 4096 --length 1024 --repeat 5]
 
@@ -90,7 +90,7 @@ def main() -> None:
         import numpy as np
         from verl.trainer.ppo import core_algos as verl
     except ImportError as exc:
-        print(f"veRL not importable ({exc}); `python3 -m nox -s bench_algos` installs it for this comparison")
+        print(f"veRL not importable ({exc}); `.venv-nox/bin/nox -s bench_algos` installs it for this comparison")
     else:
         fmask = mask.float()
         verl_gae, (vadv, _) = timed(lambda: verl.compute_gae_advantage_return(rewards, values, fmask, gamma, lam), args.repeat)
