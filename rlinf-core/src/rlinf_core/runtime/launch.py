@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -71,8 +72,11 @@ class Runtime:
 
     def __init__(self, cluster: Any, plugins: Any, workers: Mapping[str, WorkerSpec],
                  known_groups: tuple[str, ...] = KNOWN_GROUPS, num_devices: int | None = None,
-                 auto: AutoPlacement | None = None):
+                 auto: AutoPlacement | None = None, offload: bool | None = None):
         detected, device_type = detect_devices(cluster)
+        #: Offload groups that share devices between phases: on GPU by default (None), or forced.
+        self.offload_enabled = (device_type == "cuda") if offload is None else offload
+        self._offloaded: set[str] = set()
         self.num_devices = num_devices or detected
         self.auto_choice: Candidate | None = None
         is_auto = getattr(cluster, "placement", None) == AUTO
@@ -116,6 +120,31 @@ class Runtime:
                                   stage_nums=auto.stage_nums, call_overhead_s=overhead,
                                   env_group=auto.env_group, policy_group=auto.policy_group)[0]
         return SimpleNamespace(component_placement=self.auto_choice.component_placement, placement=self.auto_choice.mode)
+
+    @contextlib.contextmanager
+    def phase(self, *active: str) -> Iterator[None]:
+        """Run one phase of the flow (e.g. ``rt.phase("rollout", "env")``, then ``rt.phase("actor")``).
+
+        With offloading enabled, every group that shares a device with an active group but is not
+        active itself is offloaded first (``Worker.offload`` on all its ranks), and active groups that
+        were offloaded are brought back (``Worker.onload``). Transitions only: a group already in
+        place is not called again. Without offloading (CPU, or disaggregated groups) it does nothing.
+        """
+        unknown = [g for g in active if g not in self.groups]
+        if unknown:
+            raise KeyError(f"phase: no worker group {', '.join(unknown)} (groups: {', '.join(self.groups)})")
+        if self.offload_enabled:
+            busy = {d for g in active for d in self.placement.groups[g].devices}
+            leaving = [g for g in self.groups if g not in active and g not in self._offloaded
+                       and busy & set(self.placement.groups[g].devices)]
+            for future in [self.groups[g].call("offload") for g in leaving]:
+                future.result()
+            self._offloaded.update(leaving)
+            arriving = [g for g in active if g in self._offloaded]
+            for future in [self.groups[g].call("onload") for g in arriving]:
+                future.result()
+            self._offloaded.difference_update(arriving)
+        yield
 
     def report_throughput(self, env_steps_per_s: float) -> str:
         """Log (and return) the measured throughput beside auto placement's prediction."""

@@ -63,6 +63,16 @@ class Worker:
         dist.init_process_group(backend, init_method=f"tcp://{master_addr}:{master_port}", rank=self.rank,
                                 world_size=self.world_size)
 
+    def offload(self) -> None:
+        """Move this rank's device state (weights, optimizer state, caches) to host memory.
+
+        Called by :meth:`Runtime.phase` before another group that shares the device runs. The
+        default does nothing; GPU workers use :mod:`rlinf_core.runtime.offload`.
+        """
+
+    def onload(self) -> None:
+        """Bring back what :meth:`offload` moved to host memory (before this group's phase)."""
+
     def echo(self, value: Any = None) -> Any:
         """Return ``value``: a no-op call, used to measure the executor's per-call cost."""
         return value
