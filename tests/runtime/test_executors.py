@@ -377,3 +377,80 @@ def test_offload_frees_gpu_memory_and_restores_exactly():
         torch.testing.assert_close(v.cpu(), before[k])
     model(torch.ones(4, 1024, device="cuda")).sum().backward()
     opt.step()  # optimizer state is usable on the device again
+
+
+JOIN_SCRIPT = textwrap.dedent("""
+    import sys, types
+    from rlinf_core import get_plugins
+    from rlinf_core.runtime import Runtime, Worker, WorkerSpec
+    import ray
+    cluster = types.SimpleNamespace(executor="ray", component_placement={{"env": "all"}}, placement=None, num_nodes=1,
+                                    num_devices_per_node=2, ray_address={address!r})
+    with Runtime(cluster, get_plugins(), {{"env": WorkerSpec(Worker)}}) as rt:
+        print("pids", [r[2] for r in rt["env"].call("ping").result()])
+        print("gcs", ray.get_runtime_context().gcs_address)
+""")
+
+
+HEAD_SCRIPT = textwrap.dedent("""
+    import sys, ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    print(ray.get_runtime_context().gcs_address, flush=True)
+    sys.stdin.read()  # keep the cluster up until the test closes stdin
+    ray.shutdown()
+""")
+
+
+def test_ray_executor_joins_a_running_cluster_when_ray_address_is_set():
+    pytest.importorskip("ray")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # both sides of this local test cluster
+    head = subprocess.Popen([sys.executable, "-c", HEAD_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the head cluster did not start"
+        proc = subprocess.run([sys.executable, "-c", JOIN_SCRIPT.format(address=address)],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"gcs {address}" in proc.stdout and "pids [" in proc.stdout
+        assert head.poll() is None  # the cluster outlives the run that joined it
+    finally:
+        head.stdin.close()
+        head.wait(timeout=60)
+
+
+def test_a_different_ray_address_than_the_connected_cluster_is_refused(ray_session):
+    from rlinf_core.runtime.executors.ray import RayExecutor
+
+    with pytest.raises(ConfigError, match="already connected to the Ray cluster"):
+        RayExecutor(1, address="10.255.255.1:1")
+
+
+class Stage(Worker):
+    def __init__(self, scale: float, fail_on: float | None = None):
+        self.scale, self.fail_on = scale, fail_on
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fail_on is not None and bool((x == self.fail_on).any()):
+            raise ValueError(f"bad micro-batch in {self.group_name}")
+        return x * self.scale
+
+
+@pytest.mark.parametrize("executor, spec, devices", [
+    ("inline", {}, 1),
+    ("ray", {"rollout": 0, "reward": 1, "actor": "0-1"}, 2),
+])
+def test_linear_stage_pipeline_matches_sequential(executor, spec, devices, request):
+    from rlinf_core.runtime.pipeline import run_stage_pipeline
+
+    if executor == "ray":
+        request.getfixturevalue("by_value")(__name__)
+    workers = {"rollout": WorkerSpec(Stage, (2.0,)), "reward": WorkerSpec(Stage, (3.0,)),
+               "actor": WorkerSpec(Stage, (-1.0,), {"fail_on": 600.0})}
+    batches = [torch.full((2,), float(j)) for j in range(5)]
+    with Runtime(_cluster(executor, spec, devices), get_plugins(), workers) as rt:
+        stages = [(rt["rollout"], "apply"), (rt["reward"], "apply"), (rt["actor"], "apply")]
+        out = run_stage_pipeline(stages, batches)
+        assert [o.tolist() for o in out] == [[-6.0 * j] * 2 for j in range(5)]
+        with pytest.raises(WorkerError, match="worker group 'actor' rank .* raised in apply"):
+            run_stage_pipeline(stages, [torch.full((2,), 100.0)])  # the actor stage receives 100 * 2 * 3 = 600

@@ -1,4 +1,9 @@
-"""Micro-batch pipelining of the env <-> policy loop (``rollout.pipeline_stage_num``).
+"""Micro-batch pipelining (``rollout.pipeline_stage_num``): the env <-> policy loop, and linear
+stage chains such as generate -> reward -> advantage.
+
+:func:`run_stage_pipeline` pushes micro-batches through a chain of (group, method) stages; under
+Ray, stage ``s`` of micro-batch ``j`` overlaps stage ``s - 1`` of micro-batch ``j + 1`` (generation
+overlaps reward computation). The env loop follows.
 
 The envs are split into ``stage_num`` micro-batches. Micro-batch ``j`` lives on env rank
 ``j % E`` and is served by rollout rank ``j % R``. Each step issues, for every micro-batch,
@@ -13,6 +18,7 @@ Worker protocol:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rlinf_core.runtime.executors.base import GroupFuture, WorkerGroup
@@ -42,3 +48,26 @@ def run_env_rollout_loop(env: WorkerGroup, rollout: WorkerGroup, *, steps: int, 
         for future in acts:  # a failed act poisons its step: report the act's own error
             future.result()
         raise
+
+
+def run_stage_pipeline(stages: Sequence[tuple[WorkerGroup, str]], micro_batches: Sequence[Any]) -> list[Any]:
+    """Push every micro-batch through ``stages`` (``(group, method)`` pairs) in order.
+
+    Micro-batch ``j`` runs on rank ``j % world_size`` of each stage's group; nothing waits until
+    the end, so stages of different micro-batches overlap under Ray. Returns the last stage's
+    outputs in micro-batch order; a failure raises :class:`WorkerError` naming its rank.
+    """
+    if not stages:
+        raise ValueError("run_stage_pipeline needs at least one (group, method) stage")
+    futures: list[list[GroupFuture]] = []
+    for j, item in enumerate(micro_batches):
+        chain, arg = [], item
+        for group, method in stages:
+            future = group.call(method, arg, ranks=[j % group.world_size])
+            chain.append(future)
+            arg = future.handles[0]
+        futures.append(chain)
+    for chain in futures:  # report the first stage that failed, not the stages it poisoned
+        for future in chain:
+            future.result()
+    return [chain[-1].result()[0] for chain in futures]

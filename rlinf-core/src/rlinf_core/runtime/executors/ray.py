@@ -45,6 +45,18 @@ class _RankActor:
         return ray.util.get_node_ip_address(), port
 
 
+def _same_cluster(connected: str, requested: str) -> bool:
+    """Whether GCS address ``requested`` (``host:port``) names the cluster at ``connected``."""
+    (host_c, port_c), (host_r, port_r) = connected.rsplit(":", 1), requested.rsplit(":", 1)
+    if port_c != port_r:
+        return False
+    try:
+        ip_r = socket.gethostbyname(host_r)
+        return ip_r.startswith("127.") or ip_r == socket.gethostbyname(host_c)
+    except OSError:
+        return host_c == host_r
+
+
 def _as_worker_error(group: str, rank: int, method: str, exc: BaseException) -> WorkerError:
     from ray.exceptions import RayActorError, RayTaskError
 
@@ -149,6 +161,11 @@ class RayExecutor(Executor):
         self._fingerprint = plugin_fingerprint
         self._actors: list[Any] = []
         self._channels: list[RayChannel] = []
+        if ray.is_initialized() and address and address != "auto":
+            connected = ray.get_runtime_context().gcs_address
+            if not _same_cluster(connected, address):
+                raise ConfigError(f"cluster.ray_address is {address!r}, but this process is already connected to the "
+                                  f"Ray cluster at {connected!r}; call ray.shutdown() first or unset cluster.ray_address")
         if not ray.is_initialized():
             if address:
                 ray.init(address=address, include_dashboard=False, log_to_driver=True)
