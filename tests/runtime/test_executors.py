@@ -201,6 +201,16 @@ def test_plugins_worker_init_hook_runs_in_every_ray_rank(ray_session, by_value):
     assert seen == [["env/0"], ["env/1"]]
 
 
+def test_plugin_selection_reaches_ray_ranks(ray_session, by_value, monkeypatch):
+    by_value(__name__)
+    monkeypatch.setenv("RLINF_DISABLE_PLUGINS", "demo")
+    from rlinf_core import reset_plugins
+
+    reset_plugins()  # the driver now sees 'demo' disabled; its ranks must too, or they refuse to start
+    with _faulty_runtime("ray", devices=1) as rt:
+        assert rt["env"].call("demo_plugin_workers").result() == [[]]  # demo's worker-init hook did not run
+
+
 def test_worker_refuses_other_plugins_than_the_driver():
     info = RankInfo("env", 0, 1, (0,), plugin_fingerprint="not-the-driver")
     with pytest.raises(PluginError, match="sees different rlinf plugins than the driver"):

@@ -45,6 +45,13 @@ class _RankActor:
         return ray.util.get_node_ip_address(), port
 
 
+def _plugin_selection_env() -> dict[str, str]:
+    """The driver's RLINF_*_PLUGINS variables, so that every rank loads the same plugins."""
+    from rlinf_core.plugins import ENV_DISABLE, ENV_LOAD, ENV_STRICT
+
+    return {k: os.environ[k] for k in (ENV_LOAD, ENV_DISABLE, ENV_STRICT) if k in os.environ}
+
+
 def _same_cluster(connected: str, requested: str) -> bool:
     """Whether GCS address ``requested`` (``host:port``) names the cluster at ``connected``."""
     (host_c, port_c), (host_r, port_r) = connected.rsplit(":", 1), requested.rsplit(":", 1)
@@ -193,7 +200,8 @@ class RayExecutor(Executor):
             "num_cpus": self.cpus_per_device / share,
             "scheduling_strategy": PlacementGroupSchedulingStrategy(placement_group=self._pg,
                                                                     placement_group_bundle_index=device),
-            "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}},
+            "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                                         **_plugin_selection_env()}},
             "max_concurrency": 1,
         }
         if self.device_type == "cuda":
