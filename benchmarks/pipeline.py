@@ -6,7 +6,7 @@ printed with its ratio to the sequential Ray run (disaggregated, pipeline_stage_
 the inline run (one process, no overlap possible).
 
     python benchmarks/pipeline.py              # needs rlinf-core[ray] and torch
-    python benchmarks/pipeline.py --envs 64 --steps 6 --cost 250
+    python benchmarks/pipeline.py --envs 64 --steps 15 --cost 250
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def measure(executor: str, spec: dict, devices: int, stage_num: int, args, auto:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--cost", type=int, default=250, help="work per env row in each stage (256x256 matmuls)")
     args = parser.parse_args()
     import ray
