@@ -134,9 +134,10 @@ class Runtime:
         if unknown:
             raise KeyError(f"phase: no worker group {', '.join(unknown)} (groups: {', '.join(self.groups)})")
         if self.offload_enabled:
-            busy = {d for g in active for d in self.placement.groups[g].devices}
+            # each group's own placement: it follows online scaling (self.placement is as launched)
+            busy = {d for g in active for d in self.groups[g].placement.devices}
             leaving = [g for g in self.groups if g not in active and g not in self._offloaded
-                       and busy & set(self.placement.groups[g].devices)]
+                       and busy & set(self.groups[g].placement.devices)]
             for future in [self.groups[g].call("offload") for g in leaving]:
                 future.result()
             self._offloaded.update(leaving)
