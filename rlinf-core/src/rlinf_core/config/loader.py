@@ -21,6 +21,11 @@ from rlinf_core.errors import ComponentError, ConfigError, suggestion_text
 from rlinf_core.runtime.executors import EXECUTORS
 from rlinf_core.runtime.placement import AUTO
 
+HYDRA_HINT = (
+    ". (Hydra's 'defaults' list and 'hydra' section are not used by rlinf: merge the files into one YAML and "
+    "pass changes as key=value overrides.)"
+)
+
 
 def _check_keys(data: Mapping[str, Any], schema: type, prefix: str, problems: list[str]) -> None:
     hints = typing.get_type_hints(schema)
@@ -29,8 +34,10 @@ def _check_keys(data: Mapping[str, Any], schema: type, prefix: str, problems: li
         path = f"{prefix}{key}"
         if key not in names:
             section = prefix[:-1] or "the top level"
+            hint = HYDRA_HINT if not prefix and key in ("defaults", "hydra") else ""
             problems.append(
-                f"unknown config key '{path}'.{suggestion_text(str(key), names)} Valid keys of {section}: {', '.join(names)}"
+                f"unknown config key '{path}'.{suggestion_text(str(key), names)} "
+                f"Valid keys of {section}: {', '.join(names)}{hint}"
             )
         elif dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping):
             _check_keys(value, hints[key], f"{path}.", problems)
