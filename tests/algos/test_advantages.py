@@ -64,6 +64,11 @@ def test_gae_action_level_treats_each_action_as_a_step():
     adv, _ = gae(rewards=rewards, values=torch.zeros(1, 2, 2), gamma=0.5, level="action", terminated=T([[True, False]]))
     # flat rewards [1, 1, 0, 2], done after action 1: A3=2, A2=0+0.5*2=1, A1=1, A0=1+0.5*1
     close(adv, [[[1.5, 1.0], [1.0, 2.0]]])
+    # a (B, S) chunk mask covers every action of the chunk
+    adv_m, ret_m = gae(rewards=rewards, values=torch.zeros(1, 2, 2), gamma=0.5, level="action",
+                       terminated=T([[True, False]]), mask=T([[True, False]]))
+    close(adv_m, [[[1.5, 1.0], [0.0, 0.0]]])
+    close(ret_m, adv_m)
 
 
 def test_gae_level_shape_errors():

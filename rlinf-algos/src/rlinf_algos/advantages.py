@@ -108,7 +108,6 @@ def gae(
     if level == "action" and chunk is None:
         raise ValueError(f"level='action' takes rewards of shape (B, S, C), got {tuple(rewards.shape)}")
     step_rewards = rewards.sum(-1) if level == "chunk" and chunk is not None else rewards
-    step_shape = step_rewards.shape[:2]
     check_same_shape("rewards" if level != "chunk" else "rewards summed over the chunk", step_rewards, values=values)
     layout = step_rewards[..., 0] if level == "action" else step_rewards  # (B, S) flags layout
     term = _flags(terminated, layout, "terminated")
@@ -122,28 +121,28 @@ def gae(
         check_tensor(last_values, "last_values", ndim=(1,))
         if last_values.shape[0] != step_rewards.shape[0]:
             raise ValueError(f"last_values has shape {tuple(last_values.shape)}; expected ({step_rewards.shape[0]},)")
-    if level == "action":
-        step_mask = as_mask(mask, step_rewards, like_name="rewards") if mask is None or mask.dim() == 3 else (
-            as_mask(mask, layout, like_name="the (B, S) step layout").unsqueeze(-1).expand_as(step_rewards))
-        last = torch.zeros_like(step_rewards, dtype=torch.bool)
-        last[..., -1] = True
-        term = (term.unsqueeze(-1) & last).flatten(1)
-        trunc_flat = (trunc.unsqueeze(-1) & last).flatten(1)
-        tv = None if truncated_values is None else (truncated_values.unsqueeze(-1) * last).flatten(1)
-        flat = dict(rewards=step_rewards.flatten(1), values=values.flatten(1), mask=step_mask.flatten(1))
-        trunc = trunc_flat
+    if level == "action":  # each action is a step; a chunk's flags apply after its last action
+        if isinstance(mask, Tensor) and mask.dim() == 2:
+            mask = as_mask(mask, layout, like_name="the (B, S) step layout").unsqueeze(-1).expand_as(step_rewards)
+        step_mask = as_mask(mask, step_rewards, like_name="rewards").flatten(1)
+        after_chunk = torch.zeros_like(step_rewards, dtype=torch.bool)
+        after_chunk[..., -1] = True
+        term = (term.unsqueeze(-1) & after_chunk).flatten(1)
+        trunc = (trunc.unsqueeze(-1) & after_chunk).flatten(1)
+        if truncated_values is not None:
+            truncated_values = (truncated_values.unsqueeze(-1) * after_chunk).flatten(1)
+        step_rewards, step_values = step_rewards.flatten(1), values.flatten(1)
     else:
         step_mask = as_mask(mask, step_rewards, like_name="rewards" if level == "token" else "the (B, S) step layout")
-        tv = truncated_values
-        flat = dict(rewards=step_rewards, values=values, mask=step_mask)
-    check_finite(flat["rewards"], "rewards", flat["mask"])
-    check_finite(flat["values"], "values", flat["mask"])
-    adv = _gae_flat(flat["rewards"], flat["values"], flat["mask"], term, trunc, tv, last_values, gamma, gae_lambda)
-    returns = torch.where(flat["mask"], adv + flat["values"], torch.zeros((), dtype=adv.dtype))
+        step_values = values
+    check_finite(step_rewards, "rewards", step_mask)
+    check_finite(step_values, "values", step_mask)
+    adv = _gae_flat(step_rewards, step_values, step_mask, term, trunc, truncated_values, last_values, gamma, gae_lambda)
+    returns = torch.where(step_mask, adv + step_values, torch.zeros((), dtype=adv.dtype))
     if level == "action":
         return adv.view(rewards.shape), returns.view(rewards.shape)
     if level == "chunk" and chunk is not None:
-        return adv.unsqueeze(-1).expand(*step_shape, chunk), returns.unsqueeze(-1).expand(*step_shape, chunk)
+        return adv.unsqueeze(-1).expand(*adv.shape, chunk), returns.unsqueeze(-1).expand(*adv.shape, chunk)
     return adv, returns
 
 
