@@ -163,6 +163,7 @@ class RayExecutor(Executor):
         from ray.util.placement_group import placement_group
 
         self._ray = ray
+        self._actor_cls = ray.remote(_RankActor)  # wrapped once, not per rank
         self._started_ray = False
         self.num_devices, self.device_type, self.cpus_per_device = num_devices, device_type, cpus_per_device
         self._fingerprint = plugin_fingerprint
@@ -207,7 +208,7 @@ class RayExecutor(Executor):
         if self.device_type == "cuda":
             options["num_gpus"] = 1 / share
         info = RankInfo(name, rank, placement.world_size, (device,), self.device_type, self.name, self._fingerprint)
-        actor = self._ray.remote(_RankActor).options(**options).remote(cls, info, args, kwargs)
+        actor = self._actor_cls.options(**options).remote(cls, info, args, kwargs)
         self._actors.append(actor)
         return actor
 
