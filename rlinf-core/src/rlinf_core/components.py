@@ -34,6 +34,17 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
+def is_installed(distribution: str) -> bool:
+    """Whether a distribution (PyPI name) is installed in this environment."""
+    import importlib.metadata  # lazy: costs ~40 ms, and `import rlinf_core` must stay cheap
+
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class ComponentSpec:
     """A lazily loaded component: registered by name, imported only when used.
@@ -89,16 +100,7 @@ class ComponentSpec:
 
     def missing_requirements(self) -> list[str]:
         """The distributions in ``requires`` that are not installed."""
-        import importlib.metadata  # lazy: costs ~40 ms, and `import rlinf_core` must stay cheap
-
-        missing = []
-        for req in self.requires:
-            dist = re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0]
-            try:
-                importlib.metadata.distribution(dist)
-            except importlib.metadata.PackageNotFoundError:
-                missing.append(req)
-        return missing
+        return [req for req in self.requires if not is_installed(re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0])]
 
     def install_hint(self, missing: list[str] | None = None) -> str:
         """The ``pip install`` line that provides what this component needs."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlinf_core.components import KINDS, ComponentSpec
+from rlinf_core.components import is_installed as _is_installed  # a module global: tests patch it
 from rlinf_core.errors import ComponentConflictError, UnknownComponentError, suggestion_text
 
 # Well-known component names and the first-party distribution (and extra) that provides them.
@@ -65,16 +66,6 @@ _FIRST_PARTY: dict[str, tuple[str, str | None, dict[str, tuple[str, ...]]]] = {
 KNOWN_PROVIDERS: dict[tuple[str, str], tuple[str, str | None]] = {
     (kind, name): (dist, extra) for dist, extra, kinds in _FIRST_PARTY.values() for kind, names in kinds.items() for name in names
 }
-
-
-def _is_installed(distribution: str) -> bool:
-    import importlib.metadata
-
-    try:
-        importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 def provider_hint(kind: str, name: str) -> str:
