@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from omegaconf import OmegaConf
 from rlinf_core.config import load_config, validate_config
-from rlinf_core.errors import RlinfError
+from rlinf_core.config.checks import interpolation_problems
+from rlinf_core.errors import ConfigError, RlinfError
 from rlinf_core.plugins import get_plugins
 
 
@@ -29,6 +30,9 @@ def show(path: str, overrides: tuple[str, ...], resolve: bool) -> None:
     notes: list[str] = []
     try:
         cfg, _ = _load(path, overrides, notes)
+        problems = interpolation_problems(cfg) if resolve else []
+        if problems:
+            raise ConfigError([*problems[:-1], f"{problems[-1]} (--no-resolve prints the config as written)"])
         text = OmegaConf.to_yaml(cfg, resolve=resolve)
     except RlinfError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -41,11 +45,11 @@ def show(path: str, overrides: tuple[str, ...], resolve: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1)
 def validate(path: str, overrides: tuple[str, ...]) -> None:
-    """Check keys, types and component names against the installed plugins."""
+    """Check keys, types, value ranges, interpolations, placement and component names (installed plugins)."""
     notes: list[str] = []
     try:
         cfg, plugins = _load(path, overrides, notes)
-        validate_config(cfg, plugins)
+        validate_config(cfg, plugins, notes)
     except RlinfError as exc:
         raise click.ClickException(str(exc)) from exc
     for note in notes:

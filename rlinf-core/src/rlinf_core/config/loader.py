@@ -1,7 +1,9 @@
 """Load a config (YAML + ``key=value`` overrides) onto the schema, and validate it.
 
-Errors name the key path at fault: unknown keys get the valid keys of their section and a
-"did you mean"; component names are checked against the registries.
+Errors name the key path at fault, one line each: unknown keys get the valid keys of their
+section and a "did you mean"; values outside their range (``ranges.py``) name it; YAML errors give
+the line and column (or the override). ``validate_config`` adds what needs the installed plugins:
+component names, interpolations, and ``cluster.component_placement`` as the Runtime will read it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rlinf_core.config.checks import cross_field_problems, interpolation_problems, placement_problems
 from rlinf_core.config.compat import apply_renames
+from rlinf_core.config.ranges import range_problems
 from rlinf_core.config.schema import COMPONENT_KEYS, RlinfConfig
 from rlinf_core.errors import ComponentError, ConfigError, suggestion_text
 from rlinf_core.runtime.executors import EXECUTORS
@@ -27,9 +31,26 @@ HYDRA_HINT = (
 )
 
 
-def _check_keys(data: Mapping[str, Any], schema: type, prefix: str, problems: list[str]) -> None:
+def _first_line(exc: BaseException) -> str:
+    lines = str(getattr(exc, "msg", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _yaml_error(exc: BaseException, position: bool = True) -> str:
+    """One line from a YAML error: ``line L, column C: problem (context)``; other errors: their first line."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return _first_line(exc)
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if position else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+def _check_keys(data: dict[str, Any], schema: type, prefix: str, problems: list[str]) -> None:
     hints = typing.get_type_hints(schema)
     names = [f.name for f in dataclasses.fields(schema)]
+    for key in [k for k in names if k in data and data[k] is None and dataclasses.is_dataclass(hints[k])]:
+        del data[key]  # `actor:` with nothing under it: the section's defaults
     for key, value in data.items():
         path = f"{prefix}{key}"
         if key not in names:
@@ -39,19 +60,62 @@ def _check_keys(data: Mapping[str, Any], schema: type, prefix: str, problems: li
                 f"unknown config key '{path}'.{suggestion_text(str(key), names)} "
                 f"Valid keys of {section}: {', '.join(names)}{hint}"
             )
-        elif dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping):
+        elif dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
             _check_keys(value, hints[key], f"{path}.", problems)
+        elif dataclasses.is_dataclass(hints[key]) and not (isinstance(value, str) and "${" in value):
+            keys = ", ".join(f.name for f in dataclasses.fields(hints[key]))
+            problems.append(f"config key '{path}' is a section and must hold keys, not {value!r}. Valid keys of {path}: {keys}")
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     """``["a.b=1", "c=x"]`` -> nested dict (values parsed as YAML)."""
+    merged = OmegaConf.create()
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override {item!r} must look like key=value, e.g. algorithm.adv_type=grpo")
+        key, value = item.split("=", 1)
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"override {item!r}: {_first_line(exc)}") from exc
+        except Exception as exc:  # a YAML error in the value
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_error(exc, position=False)}; "
+                              f"quote it to pass a string: {key}='{value}'") from exc
+    return OmegaConf.to_container(merged)  # type: ignore[return-value]
+
+
+def _merge_into(base: dict[str, Any], update: Mapping[str, Any]) -> None:
+    """Deep-merge ``update`` into ``base``: mappings merge key by key, any other value replaces."""
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge_into(base[key], value)
+        else:
+            base[key] = value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping a config file holds; an empty file, bad YAML or a non-mapping is a ConfigError."""
+    name = repr(str(path))
     try:
-        return OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)))  # type: ignore[return-value]
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {name}: {_first_line(exc)}") from exc
+    if not [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+            and ln.strip() not in ("---", "...")]:
+        raise ConfigError(f"config file {name} is empty; write the sections to set (e.g. 'cluster: "
+                          "{executor: inline}'), or '{}' to use every default")
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as exc:
+        kind = str(exc).partition("Invalid loaded object type: ")[2]
+        if kind:  # OmegaConf refuses a YAML scalar
+            raise ConfigError(f"config file {name} must hold a mapping of sections (cluster:, actor:, ...), "
+                              f"not a {kind}") from exc
+        raise ConfigError(f"config file {name} is not valid YAML: {_yaml_error(exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {name} must hold a mapping of sections (cluster:, actor:, ...), "
+                          f"not a {type(data).__name__}")
+    return data  # type: ignore[return-value]
 
 
 def load_config(
@@ -67,8 +131,8 @@ def load_config(
     :class:`~rlinf_core.plugins.PluginSet`) is given. Renames are described in ``notes``.
 
     Raises:
-        ConfigError: every unknown key (with its section's valid keys) and every value of the
-            wrong type, naming the key path.
+        ConfigError: every unknown key (with its section's valid keys), every value of the
+            wrong type or outside its range, naming the key path; YAML errors with their line.
     """
     notes = [] if notes is None else notes
     if source is None:
@@ -79,14 +143,9 @@ def load_config(
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            data = OmegaConf.to_container(OmegaConf.load(path)) or {}  # type: ignore[assignment]
-        except Exception as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, not {type(data).__name__}")
+        data = _read_yaml(path)
     if overrides:
-        data = OmegaConf.to_container(OmegaConf.merge(data, parse_overrides(overrides)))  # type: ignore[assignment]
+        _merge_into(data, parse_overrides(overrides))
     apply_renames(data, notes)
     problems: list[str] = []
     _check_keys(data, RlinfConfig, "", problems)
@@ -95,39 +154,47 @@ def load_config(
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(RlinfConfig), data)
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or "?"
-        raise ConfigError(f"config key '{key}': {getattr(exc, 'msg', exc)}") from exc
+        key = getattr(exc, "full_key", None)
+        raise ConfigError(f"config key '{key}': {_first_line(exc)}" if key else f"config: {_first_line(exc)}") from exc
     assert isinstance(cfg, DictConfig)
+    problems = range_problems(cfg, RlinfConfig) + cross_field_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
     if plugins is not None:
         plugins.call_each("rlinf_configure", config=cfg)
     return cfg
 
 
-def validate_config(cfg: DictConfig, plugins: Any) -> None:
-    """Check component names against ``plugins.registries`` and run plugins' ``rlinf_validate_config``.
+def validate_config(cfg: DictConfig, plugins: Any, notes: list[str] | None = None) -> None:
+    """Check what the run would hit: ``${...}`` interpolations, component names against
+    ``plugins.registries``, ``cluster.component_placement`` (with the Runtime's parser and the
+    placement strategy), then plugins' ``rlinf_validate_config``. Limits of the check go to ``notes``.
 
     Raises:
         ConfigError: with one message per problem, each naming its config key.
     """
-    problems: list[str] = []
-    try:
-        OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg)))
-    except OmegaConfBaseException as exc:
-        problems.append(f"config key '{getattr(exc, 'full_key', '?')}': cannot resolve interpolation: {exc}")
+    problems = interpolation_problems(cfg)
+    unresolved = bool(problems)
     for key, kind in COMPONENT_KEYS.items():
-        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        except OmegaConfBaseException:  # an unresolvable interpolation, reported above
+            continue
         if value is None or (key == "cluster.placement" and value == AUTO):
             continue
         try:
             plugins.registries.get_spec(kind, str(value))
         except ComponentError as exc:
             problems.append(f"{key}: {exc}")
-    executor = cfg.cluster.executor
-    if executor not in EXECUTORS:
+    problems += placement_problems(cfg, plugins, notes)
+    executor = OmegaConf.select(cfg, "cluster.executor", throw_on_resolution_failure=False)
+    if executor is not None and executor not in EXECUTORS:
         problems.append(
             f"cluster.executor: unknown executor {executor!r}."
             f"{suggestion_text(executor, EXECUTORS)} Valid: {', '.join(EXECUTORS)}"
         )
+    if unresolved:  # plugins' checks would read the unresolvable values
+        raise ConfigError(problems)
     for plugin, messages in plugins.call_each("rlinf_validate_config", config=cfg):
         for message in messages or ():
             problems.append(f"{message} (reported by plugin {plugin!r})")

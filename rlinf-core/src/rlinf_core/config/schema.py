@@ -2,7 +2,8 @@
 
 Key names follow RLinf's published example configs where they fit (see ``compat.py`` for the
 keys we rename). ``Dict[str, Any]`` fields are engine-specific sections passed through to the
-component that owns them, which validates them.
+component that owns them, which validates them. A numeric field's allowed range is declared with
+its default, ``bounded(default, gt=/ge=/lt=/le=)`` (``ranges.py``), and checked when a config loads.
 """
 
 from __future__ import annotations
@@ -10,20 +11,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any  # noqa: UP035 - OmegaConf needs typing generics
 
+from rlinf_core.config.ranges import bounded
+
 
 @dataclass
 class ClusterConfig:
-    num_nodes: int = 1
+    num_nodes: int = bounded(1, gt=0)
     #: ``inline`` (every worker in this process) or ``ray``.
     executor: str = "inline"
     #: Address of a running Ray cluster; unset starts a local one.
     ray_address: str | None = None
     #: Devices per node the placement may use (CPU slots on a CPU-only machine); unset = detect.
-    num_devices_per_node: int | None = None
+    num_devices_per_node: int | None = bounded(None, gt=0)
     #: Placement strategy (a ``placement`` component): collocated, disaggregated, hybrid, auto.
     placement: str | None = None
     #: RLinf's placement syntax, e.g. ``{"actor,rollout": all}`` or ``{actor: 0-3, rollout: 4-7}``.
     component_placement: dict[str, Any] = field(default_factory=dict)
+    # Time limits (seconds; null or 0 = wait forever) and the hang watchdog (README "Runtime").
+    #: A call's ``result()`` waits this long; then the late ranks are named and their group stopped (Ray).
+    call_timeout_s: float | None = bounded(3600.0, ge=0)
+    #: Starting a worker group: reserving its devices and running every rank's constructor.
+    startup_timeout_s: float | None = bounded(600.0, ge=0)
+    #: The ``torch.distributed`` rendezvous of a group with several ranks.
+    init_process_group_timeout_s: float | None = bounded(600.0, ge=0)
+    #: Reaching the Ray cluster at ``ray_address``.
+    ray_init_timeout_s: float | None = bounded(60.0, ge=0)
+    #: The watchdog logs a call (group, rank, method, Python stack) once it has run this many times
+    #: its method's median duration and at least ``watchdog_min_s`` (0 = no watchdog).
+    watchdog_factor: float = bounded(10.0, ge=0)
+    watchdog_min_s: float = bounded(300.0, ge=0)
+    #: Task events the Ray GCS keeps when the runtime starts Ray (bounds GCS memory on long runs).
+    ray_task_events_max: int = bounded(10000, ge=0)
 
 
 @dataclass
@@ -39,25 +57,39 @@ class LoggerConfig:
 class RunnerConfig:
     #: The task flow (a ``flow`` component): reasoning, embodied.
     task_type: str | None = None
-    max_epochs: int = 1
-    max_steps: int = -1
-    val_check_interval: int = -1
-    save_interval: int = -1
+    max_epochs: int = bounded(1, gt=0)
+    max_steps: int = bounded(-1, gt=0, also=(-1,))
+    val_check_interval: int = bounded(-1, ge=-1)
+    save_interval: int = bounded(-1, ge=-1)
     resume_dir: str | None = None
     only_eval: bool = False
-    seq_length: int | None = None
+    seq_length: int | None = bounded(None, gt=0)
     seed: int = 1
+    #: ``rlinf eval`` / validation: samples per prompt; reports pass@1 and pass@k.
+    eval_pass_k: int = bounded(1, gt=0)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 @dataclass
 class SamplingConfig:
     do_sample: bool = True
-    temperature: float = 1.0
-    top_k: int = -1
-    top_p: float = 1.0
-    max_new_tokens: int | None = None
-    repetition_penalty: float = 1.0
+    temperature: float = bounded(1.0, ge=0)
+    top_k: int = bounded(-1, ge=-1)
+    top_p: float = bounded(1.0, gt=0, le=1)
+    max_new_tokens: int | None = bounded(None, gt=0)
+    repetition_penalty: float = bounded(1.0, gt=0)
+
+
+@dataclass
+class KlCtrlConfig:
+    """The in-reward KL coefficient controller (veRL's ``algorithm.kl_ctrl``; ``rlinf_algos.kl_control``)."""
+
+    #: ``fixed`` or ``adaptive`` (Ziegler et al. 2019: move the coefficient toward ``target_kl``).
+    type: str = "fixed"
+    #: Initial coefficient; unset = ``algorithm.kl_beta``.
+    kl_coef: float | None = bounded(None, ge=0)
+    target_kl: float = bounded(0.1, gt=0)
+    horizon: int = bounded(10000, gt=0)
 
 
 @dataclass
@@ -70,23 +102,23 @@ class AlgorithmConfig:
     loss_agg_func: str | None = None
     #: KL estimator (a ``kl`` component): k1, k2, k3 (aliases kl, mse, low_var_kl).
     kl_penalty: str | None = None
-    kl_beta: float = 0.0
+    kl_beta: float = bounded(0.0, ge=0)
     #: Use KL as a loss term (true) or as a reward penalty (false).
     use_kl_loss: bool = True
-    group_size: int = 1
+    group_size: int = bounded(1, gt=0)
     normalize_advantages: bool = True
     #: GRPO: divide by the group std (false = Dr.GRPO).
     norm_by_std: bool = True
-    ratio_clip_eps: float = 0.2
-    clip_ratio_low: float | None = None
-    clip_ratio_high: float | None = None
-    clip_ratio_c: float | None = None
+    ratio_clip_eps: float = bounded(0.2, ge=0)
+    clip_ratio_low: float | None = bounded(None, ge=0)
+    clip_ratio_high: float | None = bounded(None, ge=0)
+    clip_ratio_c: float | None = bounded(None, gt=1)
     #: GSPO: sequence-level importance ratio.
     sequence_ratio: bool = False
-    value_clip: float | None = None
-    huber_delta: float | None = None
-    gamma: float = 1.0
-    gae_lambda: float = 1.0
+    value_clip: float | None = bounded(None, ge=0)
+    huber_delta: float | None = bounded(None, gt=0)
+    gamma: float = bounded(1.0, ge=0, le=1)
+    gae_lambda: float = bounded(1.0, ge=0, le=1)
     reward_type: str = "action_level"
     logprob_type: str = "token_level"
     entropy_type: str = "token_level"
@@ -94,13 +126,20 @@ class AlgorithmConfig:
     filter_rewards: bool = False
     rewards_lower_bound: float | None = None
     rewards_upper_bound: float | None = None
-    max_num_gen_batches: int = 1
-    overlong_buffer_len: int = 0
-    overlong_penalty_factor: float = 1.0
+    #: DAPO dynamic sampling: drop groups whose rewards are all equal and refill the batch with
+    #: new prompts, generating at most ``max_num_gen_batches`` batches per step.
+    dynamic_sampling: bool = False
+    max_num_gen_batches: int = bounded(1, gt=0)
+    overlong_buffer_len: int = bounded(0, ge=0)
+    overlong_penalty_factor: float = bounded(1.0, ge=0)
     recompute_logprobs: bool = True
-    n_minibatches: int = 1
-    update_epoch: int = 1
+    n_minibatches: int = bounded(1, gt=0)
+    update_epoch: int = bounded(1, gt=0)
     sampling_params: SamplingConfig = field(default_factory=SamplingConfig)
+    kl_ctrl: KlCtrlConfig = field(default_factory=KlCtrlConfig)
+    #: Extra keyword arguments of the chosen policy loss (veRL's ``actor.policy_loss.*``), e.g.
+    #: ``{dro_beta: 0.1}``, ``{tau_pos: 1.0, tau_neg: 1.05}``, ``{clip_cov_ratio: 0.0002}``.
+    policy_loss_args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,7 +149,7 @@ class ModelConfig:
     model_path: str | None = None
     precision: str = "fp32"
     is_lora: bool = False
-    lora_rank: int = 0
+    lora_rank: int = bounded(0, ge=0)
     unnorm_key: str | None = None
     #: Architecture overrides for a model built from a config instead of a checkpoint.
     config: dict[str, Any] = field(default_factory=dict)
@@ -118,21 +157,21 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1.0e-6
-    value_lr: float | None = None
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1.0e-8
-    weight_decay: float = 0.0
-    clip_grad: float = 1.0
+    lr: float = bounded(1.0e-6, ge=0)
+    value_lr: float | None = bounded(None, ge=0)
+    adam_beta1: float = bounded(0.9, ge=0, lt=1)
+    adam_beta2: float = bounded(0.999, ge=0, lt=1)
+    adam_eps: float = bounded(1.0e-8, ge=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    clip_grad: float = bounded(1.0, ge=0)
 
 
 @dataclass
 class LrSchedConfig:
-    lr_warmup_fraction: float = 0.0
+    lr_warmup_fraction: float = bounded(0.0, ge=0, le=1)
     lr_decay_style: str = "constant"
-    min_lr: float = 0.0
-    max_lr: float | None = None
+    min_lr: float = bounded(0.0, ge=0)
+    max_lr: float | None = bounded(None, ge=0)
 
 
 @dataclass
@@ -145,8 +184,8 @@ class TokenizerConfig:
 class ActorConfig:
     #: Training backend (a ``training_backend`` component): fsdp, megatron.
     training_backend: str | None = None
-    micro_batch_size: int = 1
-    global_batch_size: int = 1
+    micro_batch_size: int = bounded(1, gt=0)
+    global_batch_size: int = bounded(1, gt=0)
     seed: int = 1
     enable_offload: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -169,11 +208,13 @@ class RolloutConfig:
     #: Rollout engine (a ``rollout_engine`` component): huggingface, vllm, sglang.
     rollout_backend: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
-    pipeline_stage_num: int = 1
+    pipeline_stage_num: int = bounded(1, gt=0)
     enable_offload: bool = False
-    gpu_memory_utilization: float = 0.5
-    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = bounded(0.5, gt=0, le=1)
+    tensor_parallel_size: int = bounded(1, gt=0)
     return_logprobs: bool = True
+    #: Weight sync actor -> rollout engine in buckets of at most this many MiB (Ray object store).
+    weight_sync_bucket_mb: int = bounded(512, gt=0)
     vllm: dict[str, Any] = field(default_factory=dict)
     sglang: dict[str, Any] = field(default_factory=dict)
 
@@ -191,13 +232,13 @@ class EnvSplitConfig:
     task_suite_name: str | None = None
     #: Environment id inside the simulator (e.g. a gymnasium id or a ManiSkill task).
     env_id: str | None = None
-    total_num_envs: int = 1
-    max_episode_steps: int | None = None
-    max_steps_per_rollout_epoch: int | None = None
-    rollout_epoch: int = 1
+    total_num_envs: int = bounded(1, gt=0)
+    max_episode_steps: int | None = bounded(None, gt=0)
+    max_steps_per_rollout_epoch: int | None = bounded(None, gt=0)
+    rollout_epoch: int = bounded(1, gt=0)
     auto_reset: bool = True
     ignore_terminations: bool = False
-    group_size: int = 1
+    group_size: int = bounded(1, gt=0)
     use_fixed_reset_state_ids: bool = False
     use_rel_reward: bool = False
     reward_coef: float = 1.0
@@ -221,17 +262,39 @@ class RewardConfig:
 
 
 @dataclass
+class ArithmeticConfig:
+    """The synthetic task of ``data.type: arithmetic`` (``rlinf_core.data.arithmetic``)."""
+
+    min_value: int = bounded(0, ge=0)
+    max_value: int = bounded(9, ge=0)
+    #: Any of ``+``, ``-`` (only a >= b), ``*``.
+    operations: list[str] = field(default_factory=lambda: ["+"])
+    #: Zero-pad answers to this many digits (0 = plain numbers).
+    answer_width: int = bounded(0, ge=0)
+    #: Problems drawn from every combination (-1 = all of them).
+    num_problems: int = bounded(-1, gt=0, also=(-1,))
+    #: Fraction held out for ``rlinf eval`` (0 = evaluate on the training problems).
+    val_fraction: float = bounded(0.0, ge=0, lt=1)
+    seed: int = 1
+    #: Supervised steps on the answer *format* before RL: targets are random answers of the right
+    #: width, never a prompt's true answer (an honest warm start; 0 = pure RL).
+    format_warmup_steps: int = bounded(0, ge=0)
+
+
+@dataclass
 class DataConfig:
+    #: ``null`` (prompts from ``train_data_paths``) or ``arithmetic`` (the built-in synthetic task).
     type: str | None = None
     train_data_paths: list[str] = field(default_factory=list)
     val_data_paths: list[str] = field(default_factory=list)
     prompt_key: str = "prompt"
     answer_key: str = "answer"
-    max_prompt_length: int | None = None
-    rollout_batch_size: int = 1
+    max_prompt_length: int | None = bounded(None, gt=0)
+    rollout_batch_size: int = bounded(1, gt=0)
     shuffle: bool = True
     seed: int = 1
     apply_chat_template: bool = False
+    arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
 
 
 @dataclass
