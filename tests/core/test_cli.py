@@ -29,7 +29,7 @@ def test_plugins_list_table_and_json():
     assert recs["demo"]["distribution"] == "rlinf-demo-plugin" and recs["demo"]["version"] == "1.2.3"
     assert recs["demo"]["status"] == "loaded" and recs["demo"]["error"] is None
     assert {(c["kind"], c["name"]) for c in recs["demo"]["components"]} == {("env", "demo-chain"), ("advantage", "demo-reward-to-go")}
-    assert set(recs["demo"]) == {"name", "distribution", "version", "module", "status", "error", "hooks", "components"}
+    assert set(recs["demo"]) == {"name", "distribution", "version", "module", "status", "error", "hooks", "components", "clashes"}
     assert "rlinf_worker_init" in recs["demo"]["hooks"]
 
 
@@ -83,7 +83,8 @@ def test_cli_works_when_every_plugin_is_broken(fake_plugin):
     assert recs["broken_a"]["status"] == "failed" and recs["broken_a"]["distribution"] == a
     assert recs["broken_a"]["error"] == "RuntimeError: a is broken"
     assert "No module named 'no_such_dependency_xyz'" in recs["broken_b"]["error"]
-    assert all(r["status"] == "disabled" for n, r in recs.items() if n not in ("broken_a", "broken_b"))
+    assert all(r["status"] == "disabled" for n, r in recs.items() if n not in ("broken_a", "broken_b", "core"))
+    assert recs["core"]["status"] == "loaded"  # the built-in plugin is kept by any allowlist
     table = run("plugins", "list", env=env)
     assert table.exit_code == 0 and "2 plugin(s) need attention" in table.output
     assert run("components", env=env).exit_code == 0

@@ -102,7 +102,7 @@ def rlinf_register_envs():
     assert not ps.manager.get_plugins()
 
 
-def test_duplicate_component_is_a_conflict_naming_both_and_neither_wins(fake_plugin, discover_only):
+def test_clashing_component_fails_only_the_bare_name_and_both_plugins_stay_loaded(fake_plugin, discover_only):
     a = fake_plugin(GOOD.format(name="same"), dist="fake-a", plugin="pa")
     src_b = """
 from rlinf_core import ComponentSpec
@@ -112,20 +112,28 @@ def rlinf_register_envs():
 """
     b = fake_plugin(src_b, dist="fake-b", plugin="pb")
     ps = discover_only(a, b)
-    for name in ("pa", "pb"):
-        rec = ps.record(name)
-        assert rec.status == CONFLICT
-        assert "fake-a" in rec.error and "fake-b" in rec.error
-    with pytest.raises(ComponentConflictError, match=r"'same' is registered by plugin 'pa' \(distribution fake-a\) and plugin 'pb' \(distribution fake-b\)"):
-        ps.registries.get_spec("env", "same")
-    assert "same" not in list(ps.registries["env"])
-    # The conflicting plugin's other components stay usable.
     import collections
 
+    expected = "env 'same' is registered by plugins 'pa' and 'pb': the bare name is ambiguous; use pa:same or pb:same"
+    for name in ("pa", "pb"):
+        rec = ps.record(name)
+        assert (rec.status, rec.error, rec.clashes) == (LOADED, None, [expected])
+    assert expected in ps.warnings
+    with pytest.raises(ComponentConflictError) as err:
+        ps.registries.get_spec("env", "same")
+    msg = str(err.value)
+    assert msg.startswith("env 'same' is registered by plugin 'pa' (distribution fake-a) and plugin 'pb' (distribution fake-b)")
+    assert "Name one: 'pa:same' or 'pb:same' (set e.g. `env.train.simulator_type: pa:same`)" in msg
+    # Qualified names always resolve; nothing else is lost.
+    assert ps.registries.load("env", "pa:same") is collections.OrderedDict
+    assert ps.registries.load("env", "pb:same") is collections.deque
     assert ps.registries.load("env", "only-b") is collections.deque
+    assert ps.registries.load("env", "pb:only-b") is collections.deque
+    assert list(ps.registries["env"]) == ["only-b", "pa:same", "pb:same"]
+    assert not ps.failures()
 
 
-def test_alias_colliding_with_a_name_is_a_conflict(fake_plugin, discover_only):
+def test_alias_colliding_with_a_name_clashes_on_that_name_only(fake_plugin, discover_only):
     a = fake_plugin(GOOD.format(name="alpha"), plugin="pa")
     src = """
 from rlinf_core import ComponentSpec
@@ -134,9 +142,24 @@ def rlinf_register_envs():
     return [ComponentSpec("env", "beta", "collections:deque", aliases=("alpha", "b"))]
 """
     ps = discover_only(a, fake_plugin(src, plugin="pb"))
-    for key in ("alpha", "beta", "b"):
-        with pytest.raises(ComponentConflictError):
-            ps.registries.get_spec("env", key)
+    with pytest.raises(ComponentConflictError, match="'pa:alpha' or 'pb:alpha'"):
+        ps.registries.get_spec("env", "alpha")
+    assert ps.registries.get_spec("env", "pb:alpha").name == "beta"
+    assert ps.registries.get_spec("env", "pa:alpha").plugin == "pa"
+    for key in ("beta", "b"):
+        assert ps.registries.get_spec("env", key).plugin == "pb"
+
+
+def test_a_plugin_registering_one_name_twice_fails(fake_plugin, discover_only):
+    src = """
+from rlinf_core import ComponentSpec
+
+def rlinf_register_envs():
+    return [ComponentSpec("env", "x", "collections:deque"), ComponentSpec("env", "y", "collections:deque", aliases=("x",))]
+"""
+    rec = discover_only(fake_plugin(src, plugin="twice")).record("twice")
+    assert rec.status == FAILED
+    assert "it registers env 'x' twice (for 'x' and 'y')" in rec.error
 
 
 def test_disable_and_allowlist_never_import_the_module(fake_plugin, discover_only):
@@ -168,13 +191,34 @@ def test_strict_mode_raises_on_failure(fake_plugin, discover_only):
         ps.raise_if_strict({"RLINF_STRICT_PLUGINS": "1"})
 
 
-def test_duplicate_entry_point_names_conflict(fake_plugin, discover_only):
+def test_duplicate_plugin_names_load_neither_and_each_stays_disableable(fake_plugin, discover_only):
     a = fake_plugin(GOOD.format(name="x1"), dist="fake-a1", plugin="same-name")
     b = fake_plugin(GOOD.format(name="x2"), dist="fake-b1", plugin="same-name")
-    ps = discover_only(a, b)
-    statuses = {r.distribution: r.status for r in ps.records}
-    assert statuses == {"fake-a1": CONFLICT, "fake-b1": CONFLICT}
-    assert "fake-a1" in ps.records[1].error
+    c = fake_plugin(GOOD.format(name="x3"), dist="fake-c1", plugin="other")
+    ps = discover_only(a, b, c)
+    recs = {r.distribution: r for r in ps.records}
+    assert {d: r.status for d, r in recs.items()} == {"fake-a1": CONFLICT, "fake-b1": CONFLICT, "fake-c1": LOADED}
+    for dist, other in (("fake-a1", "fake-b1"), ("fake-b1", "fake-a1")):
+        err = recs[dist].error
+        assert "plugin name 'same-name' is declared by distributions fake-a1, fake-b1; none is loaded" in err
+        assert err.endswith(f"RLINF_DISABLE_PLUGINS={other}")
+    assert "x1" not in ps.registries["env"] and "x2" not in ps.registries["env"] and "x3" in ps.registries["env"]
+    # Disabling one by its distribution name loads the other.
+    ps = discover_only(a, b, environ={"RLINF_DISABLE_PLUGINS": "fake-b1"})
+    recs = {r.distribution: r for r in ps.records}
+    assert (recs["fake-a1"].status, recs["fake-b1"].status) == (LOADED, DISABLED)
+    assert ps.registries.get_spec("env", "same-name:x1").distribution == "fake-a1"
+
+
+def test_first_party_plugin_keeps_its_name_against_a_third_party(fake_plugin, discover_only):
+    third = fake_plugin(GOOD.format(name="intruder"), dist="acme-algos", plugin="algos")
+    ps = discover_only("rlinf-algos", third)
+    recs = {r.distribution: r for r in ps.records}
+    assert recs["rlinf-algos"].status == LOADED
+    assert recs["rlinf-algos"].clashes == ["plugin name 'algos' is also declared by acme-algos, which is not loaded"]
+    assert recs["acme-algos"].status == CONFLICT
+    assert recs["acme-algos"].error.startswith("plugin name 'algos' belongs to first-party rlinf-algos; acme-algos is not loaded")
+    assert ps.registries.get_spec("advantage", "algos:gae").distribution == "rlinf-algos"
 
 
 def test_fingerprint_is_stable_and_changes_with_the_plugin_set(fake_plugin, discover_only):

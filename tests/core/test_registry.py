@@ -65,3 +65,53 @@ def test_registries_are_read_only():
     assert not hasattr(regs["env"], "register") and not hasattr(regs["env"], "__setitem__")
     with pytest.raises(TypeError):
         regs["env"]["new"] = ComponentSpec("env", "new", "m:x")  # type: ignore[index]
+
+
+def _clashing():
+    specs = [
+        ComponentSpec("advantage", "gae", "m:a_gae", aliases=("g",)).with_origin("acme", "acme-rl"),
+        ComponentSpec("advantage", "gae", "m:gae").with_origin("algos", "rlinf-algos"),
+        ComponentSpec("advantage", "grpo", "m:grpo").with_origin("algos", "rlinf-algos"),
+        ComponentSpec("command", "config", "m:cfg").with_origin("cli", "rlinf-cli"),
+        ComponentSpec("command", "config", "m:acme_cfg").with_origin("acme", "acme-rl"),
+    ]
+    regs, clashes = Registries.build(specs)
+    return regs, clashes
+
+
+def test_clash_keeps_qualified_names_and_lists_them():
+    regs, clashes = _clashing()
+    adv = regs["advantage"]
+    assert [(c.kind, c.name, c.plugins) for c in clashes] == [("advantage", "gae", ["acme", "algos"]), ("command", "config", ["acme", "cli"])]
+    assert list(adv) == ["acme:gae", "algos:gae", "grpo"] and len(adv) == 3
+    assert adv.choices() == ["acme:gae", "algos:gae", "g", "grpo"]
+    assert adv["algos:gae"].target == "m:gae" and adv["acme:g"].target == "m:a_gae" and adv["g"].target == "m:a_gae"
+    assert adv.canonical("acme:g") == "gae"
+    assert "gae" in adv and "algos:gae" in adv and "nope:gae" not in adv
+    with pytest.raises(registry_mod.ComponentConflictError) as err:
+        adv["gae"]
+    assert str(err.value) == (
+        "advantage 'gae' is registered by plugin 'acme' (distribution acme-rl) and plugin 'algos' (distribution rlinf-algos), "
+        "so the bare name is ambiguous. Name one: 'acme:gae' or 'algos:gae' (set e.g. `algorithm.adv_type: acme:gae`), "
+        "or disable a plugin with RLINF_DISABLE_PLUGINS=acme"
+    )
+
+
+def test_first_party_command_wins_its_bare_name():
+    regs, _ = _clashing()
+    commands = regs["command"]
+    assert commands["config"].plugin == "cli" and commands["acme:config"].plugin == "acme"
+    assert list(commands) == ["acme:config", "config"]
+    assert commands.clashes["config"].warning() == (
+        "command 'config' is registered by plugins 'acme' and 'cli': 'config' is 'cli''s (first-party); use acme:config for the other"
+    )
+
+
+def test_unknown_qualified_names_explain_what_exists():
+    regs, _ = _clashing()
+    with pytest.raises(UnknownComponentError) as err:
+        regs["advantage"]["acme:grpo"]
+    assert str(err.value) == ("unknown advantage 'acme:grpo': plugin 'acme' registers no advantage 'grpo' (it registers: g, gae). "
+                              "'grpo' is registered as algos:grpo.")
+    with pytest.raises(UnknownComponentError, match="no plugin named 'algso' registers a advantage. Did you mean 'algos'"):
+        regs["advantage"]["algso:gae"]

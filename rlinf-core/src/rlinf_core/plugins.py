@@ -5,16 +5,25 @@ status and error, so that one broken plugin never hides the others (pluggy's
 ``load_setuptools_entrypoints`` stops at the first failure). Statuses:
 
 - ``loaded``: imported, hooks validated, components registered;
-- ``failed``: import failed, a hook has a wrong signature or an unknown name, or a registration
-  hook raised or returned something other than component specs; none of its components is used;
+- ``failed``: the plugin's distribution needs another rlinf-core version (its ``Requires-Dist``),
+  or importing it raised (anything but ``KeyboardInterrupt``, ``SystemExit`` included), a hook has a
+  wrong signature or an unknown name, or a registration hook raised, returned something other than
+  component specs, or returned one name twice; none of its components is used;
 - ``disabled``: excluded by ``RLINF_DISABLE_PLUGINS`` or left out of ``RLINF_LOAD_PLUGINS``
   (its module is never imported);
-- ``conflict``: loaded, but it registers a component name that another plugin registers too (or
-  its entry-point name is taken); the conflicting names are refused, the rest are usable.
+- ``conflict``: its plugin (entry-point) name is declared by another distribution too, so its
+  qualified names ``plugin:name`` would be ambiguous; it is not loaded. A first-party plugin keeps
+  its name against a third-party one; between two third-party ones neither loads. Disable one by
+  its distribution name to load the other.
+
+Component names that several plugins register are *clashes*, not failures: both plugins stay
+``loaded``, the bare name fails with a message naming ``plugin:name`` for each, and the clash is
+listed in each record's ``clashes`` and in :attr:`PluginSet.warnings` (see ``registry``).
 
 Environment variables (comma-separated plugin or distribution names):
-``RLINF_LOAD_PLUGINS`` (allowlist), ``RLINF_DISABLE_PLUGINS`` (blocklist),
-``RLINF_STRICT_PLUGINS=1`` (any failure or conflict is fatal: :meth:`PluginSet.raise_if_strict`).
+``RLINF_LOAD_PLUGINS`` (allowlist; the built-in plugin ``core`` of rlinf-core is always kept),
+``RLINF_DISABLE_PLUGINS`` (blocklist; may name ``core``, with a warning),
+``RLINF_STRICT_PLUGINS=1`` (any failed or conflicting plugin is fatal: :meth:`PluginSet.raise_if_strict`).
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import pluggy
 from rlinf_core import hookspecs
 from rlinf_core.components import ComponentSpec
 from rlinf_core.errors import PluginError, suggestion_text
-from rlinf_core.registry import Registries
+from rlinf_core.registry import Registries, is_first_party, normalize_distribution
 
 if TYPE_CHECKING:
     import importlib.metadata
@@ -42,6 +51,8 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "rlinf.plugins"
 LOADED, FAILED, DISABLED, CONFLICT = "loaded", "failed", "disabled", "conflict"
 ENV_LOAD, ENV_DISABLE, ENV_STRICT = "RLINF_LOAD_PLUGINS", "RLINF_DISABLE_PLUGINS", "RLINF_STRICT_PLUGINS"
+#: rlinf-core's own plugin (placement strategies): kept by any allowlist, disabled only by name.
+BUILTIN_PLUGIN, BUILTIN_DISTRIBUTION = "core", "rlinf-core"
 
 
 @dataclass
@@ -57,6 +68,13 @@ class PluginRecord:
     traceback: str | None = None
     hooks: list[str] = field(default_factory=list)
     components: list[ComponentSpec] = field(default_factory=list)
+    #: Bare component names this plugin shares with others (one line each; see ``registry.Clash``).
+    clashes: list[str] = field(default_factory=list)
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is rlinf-core's own plugin ``core``."""
+        return self.name == BUILTIN_PLUGIN and normalize_distribution(self.distribution) == BUILTIN_DISTRIBUTION
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON view used by ``rlinf plugins list --json``."""
@@ -69,6 +87,7 @@ class PluginRecord:
             "error": self.error,
             "hooks": list(self.hooks),
             "components": [c.to_dict() for c in self.components],
+            "clashes": list(self.clashes),
         }
 
 
@@ -142,7 +161,9 @@ class PluginSet:
         for impl in reversed(getattr(self.manager.hook, hook_name).get_hookimpls()):
             try:
                 results.append((impl.plugin_name, impl.function(*(kwargs[a] for a in impl.argnames))))
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # sys.exit() in a hook is the plugin's fault too
                 raise PluginError(f"plugin {impl.plugin_name!r} raised in {hook_name}: {type(exc).__name__}: {exc}") from exc
         return results
 
@@ -158,17 +179,69 @@ class PluginSet:
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
+def _incompatibility(ep: importlib.metadata.EntryPoint, rec: PluginRecord) -> str | None:
+    """Why this plugin's distribution cannot run on this rlinf-core (its ``Requires-Dist``), or None."""
+    if ep.dist is None or rec.builtin:
+        return None
+    from rlinf_core import __version__
+
+    for line in ep.dist.requires or ():
+        match = _CORE_REQUIREMENT.match(line)
+        if match is None or not match.group("spec").strip():
+            continue
+        spec, marker = match.group("spec").strip(" ()"), match.group("marker")
+        if spec == f"=={__version__}":  # the first-party pin: no need to import packaging
+            return None
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            if marker and not _marker_applies(marker):
+                continue
+            if SpecifierSet(spec).contains(__version__, prereleases=True):
+                return None
+        except (InvalidSpecifier, ValueError):
+            return None  # metadata pip would refuse too; not ours to judge
+        return (
+            f"{rec.distribution} {rec.version} needs rlinf-core{spec}, but rlinf-core {__version__} is installed. "
+            f"Fix: pip install a release of {rec.distribution} made for rlinf-core {__version__}, "
+            f"or pip install 'rlinf-core{spec}' (first-party packages move in lockstep with it)"
+        )
+    return None
+
+
+_CORE_REQUIREMENT = re.compile(r"^\s*rlinf[-_.]core\s*(?:\[[^\]]*\])?(?P<spec>[^;]*)(?:;(?P<marker>.*))?$", re.IGNORECASE)
+
+
+def _marker_applies(marker: str) -> bool:
+    from packaging.markers import Marker
+
+    return Marker(marker).evaluate({"extra": ""})
+
+
+def _fail(rec: PluginRecord, exc: BaseException, with_traceback: bool = True) -> None:
+    rec.status, rec.error = FAILED, f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    rec.traceback = traceback.format_exc() if with_traceback else None
+
+
 def _load_one(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, rec: PluginRecord) -> None:
     """Import one plugin, register its hooks and collect its components; fills ``rec``."""
+    incompatible = _incompatibility(ep, rec)
+    if incompatible:
+        rec.status, rec.error = FAILED, incompatible
+        return
     try:
         module = ep.load()
-    except Exception as exc:  # a broken plugin must not stop discovery
-        rec.status, rec.error, rec.traceback = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit included: a broken plugin must not stop discovery
+        _fail(rec, exc)
+        if isinstance(exc, SystemExit):
+            rec.error = f"SystemExit: the plugin called sys.exit({exc.code!r}) while importing {ep.value}"
         return
     try:
         pm.register(module, name=rec.name)
     except Exception as exc:  # pluggy.PluginValidationError: wrong hook signature, etc.
-        rec.status, rec.error = FAILED, f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        _fail(rec, exc, with_traceback=False)
         return
     callers = pm.get_hookcallers(module) or []
     rec.hooks = sorted(c.name for c in callers)
@@ -193,11 +266,52 @@ def _load_one(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, rec: 
                         f"{caller.name} returned a {spec.kind!r} component ({spec.name!r}); it may return: {', '.join(allowed)}"
                     )
                 components.append(spec.with_origin(rec.name, rec.distribution))
-    except Exception as exc:
+        _check_own_names(components)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         pm.unregister(module)
-        rec.status, rec.error, rec.traceback = FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        _fail(rec, exc)
         return
     rec.components = components
+
+
+def _check_own_names(components: list[ComponentSpec]) -> None:
+    """A plugin may not register one name (or alias) twice for a kind: its qualified name would be ambiguous."""
+    seen: dict[tuple[str, str], str] = {}
+    for spec in components:
+        for key in dict.fromkeys((spec.name, *spec.aliases)):
+            if (spec.kind, key) in seen:
+                raise ValueError(f"it registers {spec.kind} {key!r} twice (for {seen[spec.kind, key]!r} and "
+                                 f"{spec.name!r}); a plugin's names and aliases must be unique per kind")
+            seen[spec.kind, key] = spec.name
+
+
+def _name_conflicts(candidates: list[PluginRecord]) -> None:
+    """Entry-point names declared by several distributions: the first-party one keeps it, else none does."""
+    by_name: dict[str, list[PluginRecord]] = {}
+    for rec in candidates:
+        by_name.setdefault(rec.name, []).append(rec)
+    for name, recs in by_name.items():
+        if len(recs) < 2:
+            continue
+        first = [r for r in recs if is_first_party(r.distribution)]
+        keeper = first[0] if len(first) == 1 else None
+        for rec in recs:
+            if rec is keeper:
+                continue
+            if keeper is not None:
+                why = f"plugin name {name!r} belongs to first-party {keeper.distribution}; {rec.distribution} is not loaded"
+                fix = rec.distribution
+            else:
+                why = f"plugin name {name!r} is declared by distributions {', '.join(r.distribution or '?' for r in recs)}"
+                why += "; none is loaded"
+                fix = next(r.distribution for r in recs if r is not rec)
+            rec.status = CONFLICT
+            rec.error = f"{why}. Fix: uninstall one, or disable one by distribution name: {ENV_DISABLE}={fix}"
+        if keeper is not None:
+            others = ", ".join(r.distribution or "?" for r in recs if r is not keeper)
+            keeper.clashes.append(f"plugin name {name!r} is also declared by {others}, which is not loaded")
 
 
 def discover(
@@ -216,44 +330,44 @@ def discover(
     allow, block = _names(env.get(ENV_LOAD)), _names(env.get(ENV_DISABLE))
     pm = new_plugin_manager()
     records: list[PluginRecord] = []
-    seen: dict[str, PluginRecord] = {}
+    to_load: list[tuple[importlib.metadata.EntryPoint, PluginRecord]] = []
+    warnings = []
     for ep in eps:
         dist = ep.dist.name if ep.dist else None
         version = ep.dist.version if ep.dist else None
         rec = PluginRecord(name=ep.name, distribution=dist, version=version, module=ep.value)
         records.append(rec)
         ids = {ep.name, dist}
-        if ep.name in seen:
-            other = seen[ep.name]
-            rec.status = CONFLICT
-            rec.error = f"plugin name {ep.name!r} is already used by distribution {other.distribution}; this one is not loaded"
-            other.status, other.error = CONFLICT, f"plugin name {ep.name!r} is also declared by distribution {dist}"
-            continue
-        seen[ep.name] = rec
         if ids & block:
-            rec.status, rec.error = DISABLED, f"disabled by {ENV_DISABLE}"
-        elif allow and not ids & allow:
-            rec.status, rec.error = DISABLED, f"not in {ENV_LOAD}"
+            rec.status, rec.error = DISABLED, f"disabled by {ENV_DISABLE} (remove {ep.name!r} from it to enable)"
+            if rec.builtin:
+                warnings.append(f"{ENV_DISABLE} disables the built-in plugin 'core' (rlinf-core): "
+                                "the placement strategies collocated, disaggregated and hybrid are unavailable")
+        elif allow and not ids & allow and not rec.builtin:
+            rec.status, rec.error = DISABLED, f"not in {ENV_LOAD} (add {ep.name!r} to it to enable)"
         else:
+            to_load.append((ep, rec))
+    _name_conflicts([rec for _, rec in to_load])
+    for ep, rec in to_load:
+        if rec.status == LOADED:
             _load_one(pm, ep, rec)
 
-    warnings = []
     all_ids = {r.name for r in records} | {r.distribution for r in records if r.distribution}
     for var, names in ((ENV_LOAD, allow), (ENV_DISABLE, block)):
         for name in sorted(names - all_ids):
             warnings.append(f"{var} names {name!r}, which is no installed plugin.{suggestion_text(name, all_ids)}")
 
-    specs = [c for r in records if r.status in (LOADED, CONFLICT) for c in r.components]
-    failed = [r for r in records if r.status == FAILED]
-    registries, conflicts = Registries.build(specs, failed)
-    for conflict in conflicts:
-        for spec in conflict.specs:
-            for rec in records:
-                if rec.name == spec.plugin:
-                    rec.status = CONFLICT
-                    msg = conflict.message()
-                    if msg not in (rec.error or ""):
-                        rec.error = f"{rec.error}; {msg}" if rec.error else msg
+    specs = [c for r in records if r.status == LOADED for c in r.components]
+    failed = [r for r in records if r.status in (FAILED, CONFLICT)]
+    disabled = [r for r in records if r.status == DISABLED]
+    registries, clashes = Registries.build(specs, failed, disabled)
+    by_name = {r.name: r for r in records if r.status == LOADED}
+    for clash in clashes:
+        line = clash.warning()
+        warnings.append(line)
+        for plugin in dict.fromkeys(clash.plugins):
+            if plugin in by_name:
+                by_name[plugin].clashes.append(line)
     return PluginSet(pm, records, registries, warnings)
 
 
