@@ -6,7 +6,9 @@ or, in an environment with rlinf-algos (and optionally verl) installed:
     python benchmarks/algos.py [--batch 4096 --length 1024 --repeat 5]
 
 Prints the median wall time of each and its ratio to ours (> 1: ours is faster). veRL's GAE
-also whitens its advantages; the check compares against our GAE whitened the same way.
+also whitens its advantages; the check compares against our GAE followed by
+``normalize_advantages``, which the flows apply. GRPO is timed with contiguous groups
+(``group_size``) and with shuffled per-row group ids (``index``), the form the flows pass.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import statistics
 import time
 
 import torch
-from rlinf_algos import gae, grpo, masked_whiten
+from rlinf_algos import gae, grpo, normalize_advantages
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
@@ -85,6 +87,11 @@ def main() -> None:
     gref = torch.tensor(python_loop_grpo(scores.tolist(), g))
     rows.append(("grpo", "per-row Python loop", time.perf_counter() - start, ours_grpo))
     torch.testing.assert_close(gadv[:, 0], gref, atol=1e-4, rtol=1e-4)
+    perm = torch.randperm(b)
+    ids = torch.arange(b) // g
+    ours_idx, (iadv, _) = timed(lambda: grpo(rewards=scores[perm], mask=mask[perm], index=ids[perm]), args.repeat)
+    rows.append(("grpo", "rlinf_algos.grpo, shuffled rows, index=", ours_idx, ours_grpo))
+    torch.testing.assert_close(iadv, gadv[perm])
 
     try:
         import numpy as np
@@ -95,7 +102,7 @@ def main() -> None:
         fmask = mask.float()
         verl_gae, (vadv, _) = timed(lambda: verl.compute_gae_advantage_return(rewards, values, fmask, gamma, lam), args.repeat)
         rows.append(("gae", "veRL compute_gae_advantage_return", verl_gae, ours_gae))
-        torch.testing.assert_close(vadv * fmask, masked_whiten(adv, mask), atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(vadv * fmask, normalize_advantages(adv, mask), atol=1e-3, rtol=1e-3)
         token_rewards = torch.zeros(b, t)
         token_rewards[torch.arange(b), lengths - 1] = scores
         index = np.repeat(np.arange(b // g), g)

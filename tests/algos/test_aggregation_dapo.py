@@ -44,7 +44,8 @@ def test_two_micro_batches_with_accumulation_equal_one_batch(data, mode):
     weights = loss.clone().requires_grad_()
     full = aggregate(weights, mask, mode)
     (g_full,) = torch.autograd.grad(full, weights)
-    counts = {"global_tokens": int(mask.sum()), "global_seqs": b, "max_tokens": t}
+    # sequences with at least one valid token (fully masked rows do not count)
+    counts = {"global_tokens": int(mask.sum()), "global_seqs": int(mask.any(1).sum()), "max_tokens": t}
     w2 = loss.clone().requires_grad_()
     micro = [aggregate(w2[:split], mask[:split], mode, **counts), aggregate(w2[split:], mask[split:], mode, **counts)]
     for m in micro:

@@ -1,21 +1,33 @@
 """Advantage and return estimators: one function per estimator, registered by name (kind ``advantage``).
 
 Every estimator takes keyword arguments and returns ``(advantages, returns)``, both zero at masked
-positions. Layouts (``B`` rows; contiguous groups of ``group_size`` rows share a prompt / initial
-state):
+positions. Layouts (``B`` rows):
 
 - reasoning: ``rewards`` ``(B, T)`` per token with a response ``mask`` ``(B, T)``, or scores ``(B,)``
   per sequence (group estimators then broadcast over ``mask``);
 - embodied: ``rewards`` ``(B, S)`` per step or ``(B, S, C)`` per action of a chunk of ``C``, with
   ``terminated`` / ``truncated`` flags ``(B, S)`` (see :func:`gae` for the levels).
+
+Group estimators (``grpo``, ``dr_grpo``, ``rloo``, ``reinforce_plus_plus_baseline``, ``opo``,
+``gpg``) take ``index``, the per-row group id (rows that share a prompt / initial state: a ``(B,)``
+int64 tensor or any sequence of labels, any order, unequal sizes, singletons allowed), or
+``group_size`` for contiguous groups (see :mod:`rlinf_algos.groups`).
+
+Advantages come out raw: GAE and the group estimators do not whiten over the batch (except the
+estimators whose definition does: ``reinforce_plus_plus``, ``reinforce_plus_plus_baseline``). The
+flows apply :func:`normalize_advantages` afterwards when ``algorithm.normalize_advantages`` is
+true (RLinf's default).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+
 import torch
 from torch import Tensor
 
-from rlinf_algos.checks import as_mask, check_finite, check_group_size, check_same_shape, check_tensor
+from rlinf_algos.checks import as_mask, check_finite, check_same_shape, check_tensor
+from rlinf_algos.groups import as_groups
 from rlinf_algos.masked import masked_sum, masked_whiten
 
 LEVELS = ("token", "chunk", "action")
@@ -90,6 +102,10 @@ def gae(
     the recursion stops at either. After the last valid step of a row it is ``last_values`` (the
     value of the observation after the rollout horizon; default 0, i.e. the sequence ended).
     Masked steps are skipped: they change nothing at valid steps.
+
+    The advantages are raw (not whitened, unlike veRL's ``compute_gae_advantage_return``): the
+    flows whiten them with :func:`normalize_advantages` when ``algorithm.normalize_advantages`` is
+    true (the default).
 
     Levels: ``token`` (or any flat time axis): ``rewards``, ``values``, flags and ``mask`` are
     ``(B, T)``. ``chunk``: rewards ``(B, S)`` or ``(B, S, C)`` (summed over the chunk), values and
@@ -175,7 +191,7 @@ def _scores(rewards: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None
         return rewards, mask
     mask = as_mask(mask, rewards)
     check_finite(rewards, "rewards", mask)
-    return masked_sum(rewards, mask, dim=tuple(range(1, rewards.dim()))), mask  # type: ignore[arg-type]
+    return masked_sum(rewards, mask, dim=tuple(range(1, rewards.dim()))), mask
 
 
 def _spread(per_row: Tensor, mask: Tensor | None) -> Tensor:
@@ -183,36 +199,104 @@ def _spread(per_row: Tensor, mask: Tensor | None) -> Tensor:
     if mask is None:
         return per_row
     shaped = per_row.view(-1, *([1] * (mask.dim() - 1)))
-    return torch.where(mask, shaped, torch.zeros((), dtype=per_row.dtype))
+    return torch.where(mask, shaped, torch.zeros((), dtype=per_row.dtype, device=per_row.device))
+
+
+Index = Tensor | Sequence[Hashable] | None
 
 
 def grpo(
-    *, rewards: Tensor, mask: Tensor | None = None, group_size: int, norm_by_std: bool = True, eps: float = 1e-6,
+    *, rewards: Tensor, mask: Tensor | None = None, index: Index = None, group_size: int | None = None,
+    norm_by_std: bool = True, eps: float = 1e-6,
 ) -> tuple[Tensor, Tensor]:
     r"""Group-relative advantages (GRPO, Shao et al. 2024, arXiv:2402.03300).
 
     :math:`A_i = (s_i - \mathrm{mean}_g s) / (\mathrm{std}_g s + \epsilon)` with the group's unbiased
     std; ``norm_by_std=False`` gives :math:`s_i - \mathrm{mean}_g s` (Dr. GRPO, Liu et al. 2025,
-    arXiv:2503.20783). ``s_i`` is the row's score (rewards summed over valid positions).
+    arXiv:2503.20783). ``s_i`` is the row's score (rewards summed over valid positions). Groups come
+    from ``index`` (per-row ids) or ``group_size`` (contiguous, >= 2); a singleton group has mean 0
+    and std 1 (veRL), so its advantage is :math:`s_i / (1 + \epsilon)`.
     """
     scores, mask = _scores(rewards, mask)
-    groups = scores.view(check_group_size(scores.shape[0], group_size, minimum=2), group_size)
-    centred = groups - groups.mean(dim=1, keepdim=True)
+    groups = as_groups(index, group_size, scores.shape[0], device=scores.device, min_group_size=2)
+    mean, std, _ = groups.mean_std(scores)
+    centred = scores - mean
     if norm_by_std:
-        centred = centred / (groups.std(dim=1, keepdim=True) + eps)
-    adv = _spread(centred.flatten(), mask)
+        centred = centred / (std + eps)
+    adv = _spread(centred, mask)
     return adv, adv
 
 
-def rloo(*, rewards: Tensor, mask: Tensor | None = None, group_size: int) -> tuple[Tensor, Tensor]:
+def dr_grpo(
+    *, rewards: Tensor, mask: Tensor | None = None, index: Index = None, group_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`grpo` with ``norm_by_std=False`` (Dr. GRPO, arXiv:2503.20783)."""
+    return grpo(rewards=rewards, mask=mask, index=index, group_size=group_size, norm_by_std=False)
+
+
+def rloo(
+    *, rewards: Tensor, mask: Tensor | None = None, index: Index = None, group_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
     r"""REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024, arXiv:2402.14740).
 
-    :math:`A_i = s_i - \frac{1}{G-1}\sum_{j \ne i} s_j`.
+    :math:`A_i = s_i - \frac{1}{G-1}\sum_{j \ne i} s_j` over the row's group of :math:`G`; a singleton
+    keeps its raw score (veRL). Groups from ``index`` or ``group_size`` (contiguous, >= 2).
     """
     scores, mask = _scores(rewards, mask)
-    groups = scores.view(check_group_size(scores.shape[0], group_size, minimum=2), group_size)
-    baseline = (groups.sum(dim=1, keepdim=True) - groups) / (group_size - 1)
-    adv = _spread((groups - baseline).flatten(), mask)
+    groups = as_groups(index, group_size, scores.shape[0], device=scores.device, min_group_size=2)
+    sizes = groups.sizes.to(scores.dtype)[groups.ids]
+    others = groups.sum(scores)[groups.ids] - scores
+    adv = torch.where(sizes > 1, scores - others / (sizes - 1).clamp(min=1), scores)
+    adv = _spread(adv, mask)
+    return adv, adv
+
+
+def opo(
+    *, rewards: Tensor, mask: Tensor | None = None, index: Index = None, group_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""On-policy RL with the optimal reward baseline (OPO, Hao et al. 2025, arXiv:2505.23585).
+
+    :math:`A_i = s_i - b_g`, :math:`b_g = \sum_{j \in g} l_j s_j / \sum_{j \in g} l_j` with
+    :math:`l_j` the row's response length (valid positions of ``mask``). A singleton keeps its raw
+    score (veRL); a group with no valid token gets baseline 0.
+    """
+    if rewards.dim() == 1 and mask is None:
+        raise ValueError("opo weighs the baseline by response length: pass mask (B, T) with the scores")
+    scores, mask = _scores(rewards, mask)
+    assert mask is not None
+    lengths = mask.flatten(1).sum(1).to(scores.dtype)
+    groups = as_groups(index, group_size, scores.shape[0], device=scores.device)
+    total = groups.sum(lengths)
+    baseline = groups.sum(lengths * scores) / total.clamp(min=torch.finfo(scores.dtype).tiny)
+    baseline = torch.where((groups.sizes > 1) & (total > 0), baseline, torch.zeros_like(baseline))
+    adv = _spread(scores - baseline[groups.ids], mask)
+    return adv, adv
+
+
+def gpg(
+    *, rewards: Tensor, mask: Tensor | None = None, index: Index = None, group_size: int | None = None,
+    f_norm: float = 1.0, alpha: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Group Policy Gradient advantages (GPG, Chu et al. 2025, arXiv:2504.02546).
+
+    :math:`A_i = \alpha (s_i - \mathrm{mean}_g s) / F_{norm}` with :math:`\alpha = B / (B - M)`, where
+    :math:`M` counts the rows whose advantage is zero (groups with equal rewards carry no gradient,
+    so the others are scaled up). Give ``alpha`` to fix it instead. A singleton keeps its raw score.
+    Pair it with the ``gpg`` policy loss. (veRL computes :math:`\alpha` from the non-zero *rewards*;
+    this follows the paper.)
+    """
+    if f_norm <= 0:
+        raise ValueError(f"f_norm must be > 0, got {f_norm}")
+    scores, mask = _scores(rewards, mask)
+    groups = as_groups(index, group_size, scores.shape[0], device=scores.device)
+    mean, _, _ = groups.mean_std(scores)
+    centred = scores - mean
+    if alpha is None:
+        valid = torch.count_nonzero(centred).clamp(min=1).to(scores.dtype)
+        scale = scores.shape[0] / valid
+    else:
+        scale = torch.as_tensor(alpha, dtype=scores.dtype, device=scores.device)
+    adv = _spread(scale * centred / f_norm, mask)
     return adv, adv
 
 
@@ -250,23 +334,59 @@ def reinforce_plus_plus(*, rewards: Tensor, mask: Tensor | None = None, gamma: f
 
 
 def reinforce_plus_plus_baseline(
-    *, rewards: Tensor, mask: Tensor | None = None, group_size: int, eps: float = 1e-8,
+    *, rewards: Tensor, mask: Tensor | None = None, index: Index = None, group_size: int | None = None,
+    eps: float = 1e-8,
 ) -> tuple[Tensor, Tensor]:
     r"""REINFORCE++-baseline (Hu et al., arXiv:2501.03262 v3+): group-mean baseline, then batch whitening.
 
-    :math:`A = \mathrm{whiten}_{batch}(s_i - \mathrm{mean}_g s)`, broadcast over valid tokens.
+    :math:`A = \mathrm{whiten}_{batch}(s_i - \mathrm{mean}_g s)`, broadcast over valid tokens (the
+    whitening statistics are token-weighted, as in veRL). A singleton is not centred.
     """
     scores, mask = _scores(rewards, mask)
-    groups = scores.view(check_group_size(scores.shape[0], group_size, minimum=1), group_size)
-    centred = (groups - groups.mean(dim=1, keepdim=True)).flatten()
+    groups = as_groups(index, group_size, scores.shape[0], device=scores.device)
+    mean, _, _ = groups.mean_std(scores)
+    centred = scores - mean
     if mask is None:
-        valid = torch.ones_like(centred, dtype=torch.bool)
-        adv = masked_whiten(centred, valid, eps=eps)
+        adv = masked_whiten(centred, torch.ones_like(centred, dtype=torch.bool), eps=eps)
     else:
         adv = masked_whiten(_spread(centred, mask), mask, eps=eps)
     return adv, adv
 
 
-def dr_grpo(*, rewards: Tensor, mask: Tensor | None = None, group_size: int) -> tuple[Tensor, Tensor]:
-    """:func:`grpo` with ``norm_by_std=False`` (Dr. GRPO, arXiv:2503.20783)."""
-    return grpo(rewards=rewards, mask=mask, group_size=group_size, norm_by_std=False)
+def remax(
+    *, rewards: Tensor, reward_baselines: Tensor, mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""ReMax (Li et al. 2023, arXiv:2310.10505): REINFORCE with the greedy response's reward as baseline.
+
+    :math:`G_t = \sum_{t' \ge t} r_{t'}` over valid tokens, :math:`A_t = G_t - b`, where
+    ``reward_baselines`` ``(B,)`` holds :math:`b`, the reward of each prompt's greedy decoding.
+    ``rewards`` are token rewards ``(B, T)`` or scores ``(B,)`` put on the last valid token.
+    """
+    token, mask = _token_rewards(rewards, mask)
+    check_tensor(reward_baselines, "reward_baselines", ndim=(1,))
+    if reward_baselines.shape[0] != token.shape[0]:
+        raise ValueError(
+            f"reward_baselines has shape {tuple(reward_baselines.shape)}; expected ({token.shape[0]},), "
+            "the greedy response's reward per row"
+        )
+    check_finite(reward_baselines, "reward_baselines")
+    returns = discounted_returns(rewards=token, mask=mask, gamma=1.0)
+    adv = torch.where(mask, returns - reward_baselines.to(returns.dtype)[:, None], torch.zeros((), dtype=returns.dtype))
+    return adv, returns
+
+
+def normalize_advantages(advantages: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+    r"""Whiten advantages over the valid positions of the batch: :math:`(A - \mu) / \sqrt{\sigma^2 + \epsilon}`.
+
+    Unbiased (Bessel-corrected) variance, masked positions set to 0; the flows call it after the
+    estimator when ``algorithm.normalize_advantages`` is true (RLinf's default). ``mask`` has
+    ``advantages``' shape or its leading dimensions (a ``(B, S)`` mask of ``(B, S, C)`` chunks).
+    """
+    check_tensor(advantages, "advantages")
+    if mask is None:
+        mask = torch.ones_like(advantages, dtype=torch.bool)
+    elif isinstance(mask, Tensor) and mask.dim() < advantages.dim() and mask.shape == advantages.shape[: mask.dim()]:
+        mask = mask.reshape(*mask.shape, *[1] * (advantages.dim() - mask.dim())).expand_as(advantages)
+    mask = as_mask(mask, advantages, like_name="advantages")
+    check_finite(advantages, "advantages", mask)
+    return masked_whiten(advantages, mask, eps=eps)

@@ -6,6 +6,10 @@ counts of that step to every micro-batch (``global_tokens`` = valid tokens over 
 ``backward()`` on each does exactly that). The result equals aggregating the whole batch at once.
 Without them, the counts of the batch passed in are used. Every mode accepts every count (so a
 caller can pass them all) and uses those its formula needs.
+
+Sequences: only rows with at least one valid token count (``N_{seq}``, as in veRL), so dropped or
+filtered rows left in the batch fully masked do not dilute the loss; ``global_seqs`` must count
+the same way. With no valid token at all the loss is 0 (not NaN).
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ def _prepare(loss: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     return loss, as_mask(mask, loss, like_name="loss")
 
 
-def _count(given: Count, default: Tensor) -> Tensor:
-    count = default if given is None else torch.as_tensor(given, dtype=torch.float32, device=default.device)
-    return count.clamp(min=1)
+def _count(given: Count, default: Tensor, like: Tensor) -> Tensor:
+    count = default if given is None else torch.as_tensor(given, device=like.device)
+    return count.to(torch.promote_types(like.dtype, torch.float32)).clamp(min=1)
+
+
+def _seqs(mask: Tensor) -> Tensor:
+    """Rows with at least one valid token."""
+    return mask.any(dim=1).sum()
 
 
 def token_mean(
@@ -35,7 +44,16 @@ def token_mean(
 ) -> Tensor:
     r""":math:`\sum_{i,t} m_{it} l_{it} / N_{tokens}` (DAPO's token-level loss)."""
     loss, mask = _prepare(loss, mask)
-    return masked_sum(loss, mask) / _count(global_tokens, mask.sum())
+    return masked_sum(loss, mask) / _count(global_tokens, mask.sum(), loss)
+
+
+def token_sum(
+    loss: Tensor, mask: Tensor | None = None, *, global_tokens: Count = None, global_seqs: Count = None,
+    max_tokens: int | None = None,
+) -> Tensor:
+    r""":math:`\sum_{i,t} m_{it} l_{it}`: no normalisation (the loss scales with the batch's token count)."""
+    loss, mask = _prepare(loss, mask)
+    return masked_sum(loss, mask)
 
 
 def seq_mean_token_sum(
@@ -44,7 +62,7 @@ def seq_mean_token_sum(
 ) -> Tensor:
     r""":math:`\frac{1}{N_{seq}} \sum_i \sum_t m_{it} l_{it}`."""
     loss, mask = _prepare(loss, mask)
-    return masked_sum(loss, mask, dim=1).sum() / _count(global_seqs, torch.tensor(float(loss.shape[0])))
+    return masked_sum(loss, mask, dim=1).sum() / _count(global_seqs, _seqs(mask), loss)
 
 
 def seq_mean_token_mean(
@@ -54,7 +72,7 @@ def seq_mean_token_mean(
     r""":math:`\frac{1}{N_{seq}} \sum_i \frac{\sum_t m_{it} l_{it}}{\sum_t m_{it}}` (the original GRPO loss)."""
     loss, mask = _prepare(loss, mask)
     per_seq = masked_sum(loss, mask, dim=1) / mask.sum(dim=1).clamp(min=1)
-    return per_seq.sum() / _count(global_seqs, torch.tensor(float(loss.shape[0])))
+    return per_seq.sum() / _count(global_seqs, _seqs(mask), loss)
 
 
 def seq_mean_token_sum_norm(
@@ -68,12 +86,13 @@ def seq_mean_token_sum_norm(
     """
     loss, mask = _prepare(loss, mask)
     budget = float(max_tokens if max_tokens is not None else loss.shape[1])
-    return masked_sum(loss, mask) / budget / _count(global_seqs, torch.tensor(float(loss.shape[0])))
+    return masked_sum(loss, mask) / budget / _count(global_seqs, _seqs(mask), loss)
 
 
 #: Mode name -> function, as used by ``algorithm.loss_agg_func``.
 AGGREGATIONS = {
     "token-mean": token_mean,
+    "token-sum": token_sum,
     "seq-mean-token-sum": seq_mean_token_sum,
     "seq-mean-token-mean": seq_mean_token_mean,
     "seq-mean-token-sum-norm": seq_mean_token_sum_norm,

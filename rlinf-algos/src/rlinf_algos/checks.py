@@ -19,6 +19,11 @@ def as_mask(mask: Tensor | None, like: Tensor, name: str = "mask", like_name: st
         raise ValueError(f"{name} must be a torch.Tensor, got {type(mask).__name__}")
     if mask.shape != like.shape:
         raise ValueError(f"{name} has shape {tuple(mask.shape)} but {like_name} has shape {tuple(like.shape)}; they must match")
+    return bool_mask(mask, name)
+
+
+def bool_mask(mask: Tensor, name: str = "mask") -> Tensor:
+    """``mask`` as bool: bool masks as they are, integer or floating masks whose values are all 0 or 1."""
     if mask.dtype == torch.bool:
         return mask
     if not (mask.is_floating_point() or mask.dtype in _INT_DTYPES):
@@ -26,6 +31,7 @@ def as_mask(mask: Tensor | None, like: Tensor, name: str = "mask", like_name: st
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError(f"{name} of dtype {mask.dtype} holds values other than 0 and 1; pass a bool mask (mask.bool())")
     return mask.bool()
+
 
 def check_tensor(x: Tensor, name: str, *, ndim: tuple[int, ...] | None = None) -> None:
     """``x`` is a floating tensor (with one of ``ndim`` dimensions)."""
