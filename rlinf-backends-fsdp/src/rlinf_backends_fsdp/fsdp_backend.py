@@ -1,0 +1,462 @@
+"""The ``fsdp`` training backend: a Hugging Face causal LM (actor / reference) or value model (critic)
+trained with FSDP2 (``fully_shard`` per decoder layer, then the root) when the group has several
+ranks, and as a plain module at world size 1 (same code paths otherwise).
+
+Config it reads (the critic reads ``critic.model`` / ``critic.optim`` and the rest from ``actor``):
+
+- ``actor.model.model_path`` / ``actor.model.config`` / ``actor.model.precision`` (see ``hf_model``);
+- ``actor.micro_batch_size``: rows per forward/backward; gradients accumulate over a step;
+- ``actor.optim.{lr, adam_beta1, adam_beta2, adam_eps, weight_decay, clip_grad}`` (AdamW; clip 0 = off);
+- ``actor.lr_sched.{lr_decay_style (constant / cosine / linear), lr_warmup_fraction, min_lr, max_lr}``,
+  over ``total_steps`` optimizer steps (constructor argument, else
+  ``runner.max_steps * algorithm.n_minibatches * algorithm.update_epoch``);
+- ``actor.fsdp_config.{mixed_precision.{param_dtype, reduce_dtype}, gradient_checkpointing,
+  reshard_after_forward}``. At world size 1 a ``param_dtype`` other than the weights' runs the
+  forward under ``torch.autocast`` instead of FSDP's parameter casting.
+
+Padding: each forward drops the columns that are padding in every row (common left padding of the
+prompts, common right padding of the responses) and computes logits only at response positions
+(``logits_to_keep``); rows are not packed (no varlen attention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import inspect
+import logging
+import os
+import random
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from rlinf_backends_fsdp.hf_model import (
+    ValueModel,
+    _get,
+    _plain,
+    enable_checkpointing,
+    hidden_size_of,
+    load_causal_lm,
+    load_hf_config,
+    parse_dtype,
+    resolve_model_source,
+)
+
+log = logging.getLogger(__name__)
+
+ROLES = ("actor", "critic", "reference")
+#: ``actor.fsdp_config`` keys read here; RLinf's other FSDP keys are accepted and ignored.
+FSDP_KEYS = ("mixed_precision", "gradient_checkpointing", "reshard_after_forward")
+_RLINF_FSDP_KEYS = (
+    "strategy", "sharding_strategy", "cpu_offload", "offload_pin_memory", "enable_gradient_accumulation",
+    "forward_prefetch", "limit_all_gathers", "backward_prefetch", "use_orig_params", "use_liger_kernel",
+    "fsdp_size", "amp", "mixed_precision",
+)
+_MP_KEYS = ("param_dtype", "reduce_dtype", "buffer_dtype")
+_DECAY_STYLES = ("constant", "cosine", "linear")
+
+
+def _fsdp_options(fsdp_config: Mapping[str, Any]) -> dict[str, Any]:
+    fsdp_config = dict(_plain(fsdp_config) or {})
+    for key in fsdp_config:
+        if key not in FSDP_KEYS and key not in _RLINF_FSDP_KEYS:
+            near = difflib.get_close_matches(key, FSDP_KEYS + _RLINF_FSDP_KEYS, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ValueError(f"actor.fsdp_config.{key}: unknown key{hint}; valid: {', '.join(FSDP_KEYS)}")
+    mp = dict(fsdp_config.get("mixed_precision") or {})
+    for key in mp:
+        if key not in _MP_KEYS:
+            raise ValueError(f"actor.fsdp_config.mixed_precision.{key}: unknown key; valid: {', '.join(_MP_KEYS)}")
+    return {
+        "param_dtype": parse_dtype(mp["param_dtype"], "actor.fsdp_config.mixed_precision.param_dtype")
+        if mp.get("param_dtype") else None,
+        "reduce_dtype": parse_dtype(mp["reduce_dtype"], "actor.fsdp_config.mixed_precision.reduce_dtype")
+        if mp.get("reduce_dtype") else None,
+        "gradient_checkpointing": bool(fsdp_config.get("gradient_checkpointing", False)),
+        "reshard_after_forward": bool(fsdp_config.get("reshard_after_forward", True)),
+    }
+
+
+def _decoder_layer_classes(model: nn.Module) -> set[str]:
+    """Class names of the transformer blocks (HF's ``_no_split_modules``)."""
+    names: set[str] = set()
+    for m in model.modules():
+        names.update(getattr(m, "_no_split_modules", None) or ())
+    return names
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    try:
+        import numpy as np
+
+        state["numpy"] = np.random.get_state()
+    except ImportError:  # pragma: no cover
+        pass
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "numpy" in state:
+        import numpy as np
+
+        np.random.set_state(state["numpy"])
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        if hasattr(value, "full_tensor"):
+            value = value.full_tensor()
+        return float(value.detach().float().mean())
+    return float(value)
+
+
+class FSDPBackend:
+    """Trains or scores a Hugging Face model; implements :class:`rlinf_core.interfaces.TrainingBackend`.
+
+    ``role``: ``actor`` (trainable causal LM), ``critic`` (trainable value model: the decoder and a
+    linear value head) or ``reference`` (frozen causal LM, no optimizer). At world size > 1 the
+    default ``torch.distributed`` process group (set up by the runtime) must hold exactly the
+    group's ``world_size`` ranks.
+    """
+
+    def __init__(self, config: Any, *, role: str = "actor", rank: int = 0, world_size: int = 1,
+                 device: str = "cpu", total_steps: int | None = None):
+        if role not in ROLES:
+            raise ValueError(f"fsdp backend: role {role!r} is not one of {', '.join(ROLES)}")
+        self.config, self.role, self.rank, self.world_size = config, role, rank, world_size
+        self.device = torch.device(device)
+        if world_size > 1:
+            if not dist.is_initialized() or dist.get_world_size() != world_size:
+                got = dist.get_world_size() if dist.is_initialized() else "no process group"
+                raise RuntimeError(
+                    f"fsdp backend ({role}, rank {rank}): world_size={world_size} needs an initialised "
+                    f"torch.distributed process group of that size (got {got}); the runtime sets it up for "
+                    "groups with several ranks"
+                )
+        section = "critic" if role == "critic" else "actor"
+        self.micro_batch_size = int(_get(config, "actor.micro_batch_size", 1))
+        self.fsdp = _fsdp_options(_get(config, "actor.fsdp_config") or {})
+        precision_key = f"{section}.model.precision"
+        self.dtype = parse_dtype(_get(config, precision_key, "fp32"), precision_key)
+        self.global_step = 0
+
+        source = resolve_model_source(config, role)
+        self.hf_config = load_hf_config(source)
+        if role == "critic":
+            decoder = load_causal_lm(source, dtype=self.dtype, base_only=True)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(source.seed)
+                model: nn.Module = ValueModel(decoder, hidden_size_of(self.hf_config))
+        else:
+            model = load_causal_lm(source, dtype=self.dtype)
+        if role == "reference":
+            model.requires_grad_(False)
+        elif self.fsdp["gradient_checkpointing"]:
+            enable_checkpointing(model)
+        model.to(self.device)
+        self._keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.model = self._shard(model) if world_size > 1 else model
+        self.model.eval()
+
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
+        if role != "reference":
+            self._build_optimizer(section, total_steps)
+
+    # ------------------------------------------------------------------ construction
+
+    def _shard(self, model: nn.Module) -> nn.Module:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mesh = init_device_mesh(self.device.type, (self.world_size,))
+        mp = MixedPrecisionPolicy(param_dtype=self.fsdp["param_dtype"], reduce_dtype=self.fsdp["reduce_dtype"])
+        kwargs = {"mesh": mesh, "mp_policy": mp, "reshard_after_forward": self.fsdp["reshard_after_forward"]}
+        layers = _decoder_layer_classes(model)
+        for module in list(model.modules()):
+            if type(module).__name__ in layers:
+                fully_shard(module, **kwargs)
+        fully_shard(model, **kwargs)
+        return model
+
+    def _build_optimizer(self, section: str, total_steps: int | None) -> None:
+        optim = _get(self.config, f"{section}.optim")
+        lr = float(_get(optim, "value_lr") or _get(optim, "lr", 1e-6)) if section == "critic" else float(_get(optim, "lr", 1e-6))
+        sched = _get(self.config, "actor.lr_sched")
+        peak = _get(sched, "max_lr")
+        lr = float(peak) if peak is not None and section == "actor" else lr
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=lr, betas=(float(_get(optim, "adam_beta1", 0.9)), float(_get(optim, "adam_beta2", 0.999))),
+            eps=float(_get(optim, "adam_eps", 1e-8)), weight_decay=float(_get(optim, "weight_decay", 0.0)),
+        )
+        self.clip_grad = float(_get(optim, "clip_grad", 1.0))
+        self.scheduler = self._build_scheduler(sched, lr, total_steps)
+
+    def _build_scheduler(self, sched: Any, lr: float, total_steps: int | None):
+        from transformers import get_scheduler
+
+        style = str(_get(sched, "lr_decay_style", "constant")).lower()
+        if style not in _DECAY_STYLES:
+            near = difflib.get_close_matches(style, _DECAY_STYLES, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ValueError(f"actor.lr_sched.lr_decay_style: {style!r} is not valid{hint}; valid: {', '.join(_DECAY_STYLES)}")
+        warmup_fraction = float(_get(sched, "lr_warmup_fraction", 0.0))
+        min_lr = float(_get(sched, "min_lr", 0.0))
+        if total_steps is None:
+            max_steps = int(_get(self.config, "runner.max_steps", -1))
+            per_step = int(_get(self.config, "algorithm.n_minibatches", 1)) * int(_get(self.config, "algorithm.update_epoch", 1))
+            total_steps = max_steps * per_step if max_steps > 0 else None
+        if total_steps is None and (style != "constant" or warmup_fraction > 0):
+            raise ValueError(
+                f"runner.max_steps is not set: actor.lr_sched.lr_decay_style={style} with warmup "
+                f"{warmup_fraction} needs the number of optimizer steps (set runner.max_steps)"
+            )
+        total = int(total_steps or 1)
+        warmup = int(warmup_fraction * total)
+        if style == "constant":
+            name, kwargs = ("constant_with_warmup" if warmup else "constant"), {}
+        elif style == "cosine":
+            name, kwargs = "cosine_with_min_lr", {"min_lr": min_lr}
+        elif min_lr > 0:  # linear down to min_lr: transformers' polynomial decay of power 1
+            name, kwargs = "polynomial", {"lr_end": min_lr, "power": 1.0}
+        else:
+            name, kwargs = "linear", {}
+        return get_scheduler(name, self.optimizer, num_warmup_steps=warmup, num_training_steps=total,
+                             scheduler_specific_kwargs=kwargs or None)
+
+    # ------------------------------------------------------------------ forward
+
+    def _autocast(self):
+        param_dtype = self.fsdp["param_dtype"]
+        if self.world_size == 1 and param_dtype is not None and param_dtype != self.dtype:
+            return torch.autocast(device_type=self.device.type, dtype=param_dtype)
+        return contextlib.nullcontext()
+
+    def _forward(self, mb: Mapping[str, Any], *, temperature: float, with_entropy: bool) -> dict[str, torch.Tensor]:
+        """Per-response-token outputs ``(B, R)`` of one micro-batch (with gradient if enabled)."""
+        from rlinf_algos import entropy_from_logits, log_probs_from_logits
+
+        ids = mb["input_ids"].to(self.device)
+        attn = mb["attention_mask"].to(self.device)
+        response_mask = mb["response_mask"].to(self.device)
+        rows, total = ids.shape
+        resp = response_mask.shape[1]
+        prompt = total - resp
+        if prompt < 1:
+            raise ValueError(f"batch: input_ids has {total} columns but response_mask {resp}: no prompt column left")
+        # drop columns that are padding in every row, keeping at least the last prompt column
+        used = attn.bool().any(dim=0).nonzero().flatten()
+        lo = min(int(used[0]), prompt - 1) if used.numel() else prompt - 1
+        hi = max(int(used[-1]) + 1, prompt) if used.numel() else prompt
+        kept = hi - prompt  # response columns actually computed
+        out: dict[str, torch.Tensor] = {}
+        if kept == 0:
+            zeros = torch.zeros(rows, resp, device=self.device)
+            if self.role == "critic":
+                return {"values": zeros}
+            return {"log_probs": zeros, **({"entropy": zeros} if with_entropy else {})}
+        ids_t, attn_t = ids[:, lo:hi], attn[:, lo:hi]
+        pos = (attn_t.long().cumsum(-1) - 1).clamp(min=0)
+        pad = (0, resp - kept)
+        with self._autocast():
+            if self.role == "critic":
+                values = self.model(input_ids=ids_t, attention_mask=attn_t, position_ids=pos)
+                values = values[:, prompt - 1 - lo: hi - 1 - lo].float()
+                out["values"] = torch.nn.functional.pad(values, pad) * response_mask
+                return out
+            kwargs = {"logits_to_keep": kept + 1} if self._keep_logits else {}
+            logits = self.model(input_ids=ids_t, attention_mask=attn_t, position_ids=pos, use_cache=False, **kwargs).logits
+        logits = logits[:, -(kept + 1):-1] if self._keep_logits else logits[:, prompt - 1 - lo: hi - 1 - lo]
+        if temperature != 1.0:
+            logits = logits / temperature
+        labels = ids[:, prompt:hi]
+        out["log_probs"] = torch.nn.functional.pad(log_probs_from_logits(logits, labels), pad) * response_mask
+        if with_entropy:
+            out["entropy"] = torch.nn.functional.pad(entropy_from_logits(logits), pad) * response_mask
+        return out
+
+    def _micro_batches(self, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
+        rows = int(batch["input_ids"].shape[0])
+        m = self.micro_batch_size
+        if rows % m:
+            raise ValueError(
+                f"actor.micro_batch_size={m} x world size {self.world_size} does not divide the batch of "
+                f"{rows * self.world_size} rows ({rows} on rank {self.rank}): choose a micro_batch_size that "
+                f"divides {rows}, or change data.rollout_batch_size / algorithm.group_size / algorithm.n_minibatches"
+            )
+        out = []
+        for start in range(0, rows, m):
+            out.append({k: (v[start:start + m] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == rows else v)
+                        for k, v in batch.items()})
+        return out
+
+    @torch.no_grad()
+    def compute_log_probs(self, batch: Mapping[str, Any], *, temperature: float = 1.0,
+                          with_entropy: bool = False) -> dict[str, torch.Tensor]:
+        """``{"log_probs": (B, R)}`` (and ``"entropy"``) of the response tokens under ``logits / temperature``;
+        0 where ``response_mask`` is 0. Runs in ``micro_batch_size`` chunks."""
+        if self.role == "critic":
+            raise RuntimeError("fsdp backend: compute_log_probs is for role actor/reference; a critic has compute_values")
+        self.model.eval()
+        parts = [self._forward(mb, temperature=temperature, with_entropy=with_entropy) for mb in self._micro_batches(batch)]
+        return {k: torch.cat([p[k] for p in parts]).cpu() for k in parts[0]}
+
+    @torch.no_grad()
+    def compute_values(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Values ``(B, R)``: ``values[:, t]`` is V of the state before response token ``t`` (0 where masked)."""
+        if self.role != "critic":
+            raise RuntimeError(f"fsdp backend: compute_values needs role critic (this backend is the {self.role})")
+        self.model.eval()
+        return torch.cat([self._forward(mb, temperature=1.0, with_entropy=False)["values"]
+                          for mb in self._micro_batches(batch)]).cpu()
+
+    # ------------------------------------------------------------------ training
+
+    def _all_reduce(self, value: torch.Tensor, op=None) -> torch.Tensor:
+        if self.world_size > 1:
+            value = value.to(self.device)
+            dist.all_reduce(value, op=op or dist.ReduceOp.SUM)
+        return value
+
+    def train_step(self, batch: Mapping[str, Any], loss_fn: Any, *, temperature: float = 1.0,
+                   global_tokens: int | None = None, global_seqs: int | None = None) -> dict[str, float]:
+        """One optimizer step over ``batch`` (see :class:`~rlinf_core.interfaces.TrainingBackend`).
+
+        ``global_tokens`` / ``global_seqs`` default to the counts of the step's batch over all
+        ranks (valid response tokens; rows with at least one). The loss of each micro-batch is
+        summed (backward on each); gradients are summed across ranks. Returns ``loss`` (the step's
+        total, over all ranks), ``grad_norm`` (before clipping), ``lr`` (used by this step) and
+        the loss function's metrics averaged over micro-batches and ranks. A non-finite gradient
+        norm skips the update (``skipped`` = 1).
+        """
+        if self.optimizer is None:
+            raise RuntimeError("fsdp backend: the reference model is frozen (role reference has no optimizer)")
+        micro = self._micro_batches(batch)
+        mask = batch["response_mask"]
+        if global_tokens is None:
+            global_tokens = int(self._all_reduce(mask.sum().to(torch.float64)).item())
+        if global_seqs is None:
+            global_seqs = int(self._all_reduce(mask.bool().any(dim=1).sum().to(torch.float64)).item())
+        with_entropy = bool(getattr(loss_fn, "with_entropy", False)) and self.role != "critic"
+        self.model.train()
+        total_loss = torch.zeros((), dtype=torch.float64)
+        sums: dict[str, float] = {}
+        for i, mb in enumerate(micro):
+            last = i == len(micro) - 1
+            if self.world_size > 1:
+                self.model.set_requires_gradient_sync(last)
+            mb["global_tokens"], mb["global_seqs"] = global_tokens, global_seqs
+            mb = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in mb.items()}
+            outputs = self._forward(mb, temperature=temperature, with_entropy=with_entropy)
+            loss, metrics = loss_fn(outputs, mb)
+            # FSDP averages gradients over ranks; the loss is normalised by global counts: sum instead
+            (loss * self.world_size if self.world_size > 1 else loss).backward()
+            total_loss += float(loss.detach())
+            for k, v in (metrics or {}).items():
+                sums[k] = sums.get(k, 0.0) + _to_float(v)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        max_norm = self.clip_grad if self.clip_grad > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], max_norm)
+        grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
+        skipped = not torch.isfinite(torch.tensor(grad_norm))
+        if not skipped:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.global_step += 1
+        self.model.eval()
+        names = sorted(sums)
+        reduced = self._all_reduce(torch.tensor([total_loss.item()] + [sums[k] / len(micro) for k in names],
+                                                dtype=torch.float64)).cpu()
+        result = {"loss": float(reduced[0]), "grad_norm": grad_norm, "lr": lr, "skipped": float(skipped)}
+        result.update({k: float(reduced[1 + j]) / self.world_size for j, k in enumerate(names)})
+        return result
+
+    # ------------------------------------------------------------------ weights and checkpoints
+
+    def export_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Full weights with Hugging Face names, in the model's ``state_dict`` order (layer by layer).
+
+        A collective at world size > 1: every rank must consume the iterator to the end (each
+        tensor is gathered in turn); rank 0 yields ``(name, tensor)``, other ranks nothing. The
+        tensors are views of the live weights at world size 1: copy them to keep them past the next
+        ``train_step``.
+        """
+        for name, tensor in self.model.state_dict().items():
+            if hasattr(tensor, "full_tensor"):
+                tensor = tensor.full_tensor()
+            if self.rank == 0:
+                yield name, tensor.detach()
+
+    def _dcp_state(self) -> dict[str, Any]:
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
+
+        if self.optimizer is None:
+            return {"model": get_model_state_dict(self.model)}
+        model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
+        return {"model": model_sd, "optimizer": optim_sd}
+
+    def save_checkpoint(self, path: str) -> None:
+        """Model + optimizer (torch.distributed.checkpoint, sharded), scheduler + step + RNG
+        (``extra_state_rank{r}.pt``) under ``path``. Every rank calls it."""
+        import torch.distributed.checkpoint as dcp
+
+        os.makedirs(path, exist_ok=True)
+        dcp.save(self._dcp_state(), checkpoint_id=path, no_dist=self.world_size == 1)
+        extra = {"global_step": self.global_step, "rng": _rng_state(), "world_size": self.world_size,
+                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+        torch.save(extra, os.path.join(path, f"extra_state_rank{self.rank}.pt"))
+
+    def load_checkpoint(self, path: str) -> None:
+        """Restore :meth:`save_checkpoint`'s state (any world size for the sharded part; the RNG of
+        this rank, or rank 0's when the checkpoint had fewer ranks)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_state_dict
+
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"fsdp backend: checkpoint directory {path} does not exist")
+        state = self._dcp_state()
+        dcp.load(state, checkpoint_id=path, no_dist=self.world_size == 1)
+        if self.optimizer is None:
+            set_model_state_dict(self.model, state["model"])
+        else:
+            set_state_dict(self.model, self.optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+        extra_path = os.path.join(path, f"extra_state_rank{self.rank}.pt")
+        if not os.path.exists(extra_path):
+            extra_path = os.path.join(path, "extra_state_rank0.pt")
+        extra = torch.load(extra_path, weights_only=False)
+        self.global_step = int(extra["global_step"])
+        if self.scheduler is not None and extra.get("scheduler") is not None:
+            self.scheduler.load_state_dict(extra["scheduler"])
+        _set_rng_state(extra["rng"])
+
+    # ------------------------------------------------------------------ memory
+
+    def offload(self) -> None:
+        """Move weights, gradients and optimizer state to host memory (a no-op on a CPU device)."""
+        if self.device.type != "cpu":
+            from rlinf_core.runtime.offload import offload_to_host
+
+            offload_to_host(self.model, self.optimizer)
+
+    def onload(self) -> None:
+        """Undo :meth:`offload`."""
+        if self.device.type != "cpu":
+            from rlinf_core.runtime.offload import reload_to_device
+
+            reload_to_device(self.model, self.device, self.optimizer)
+
+
+__all__ = ["FSDPBackend"]
