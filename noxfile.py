@@ -11,7 +11,7 @@ nox.options.sessions = ["lint", "minimal", "discovery", "tests"]
 
 CONSTRAINTS = ("-c", "constraints.txt")
 FIRST_PARTY = (
-    "./rlinf-core[ray,math]",
+    "./rlinf-core[ray,math,hydra]",
     "./rlinf-algos",
     "./rlinf-backends-fsdp",
     "./rlinf-backends-megatron",

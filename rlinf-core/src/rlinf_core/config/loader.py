@@ -19,6 +19,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlinf_core.config.checks import cross_field_problems, interpolation_problems, placement_problems
 from rlinf_core.config.compat import apply_renames
+from rlinf_core.config.compose import compose_file, has_defaults
+from rlinf_core.config.migrate import rlinf_only_keys
 from rlinf_core.config.ranges import range_problems
 from rlinf_core.config.schema import COMPONENT_KEYS, RlinfConfig
 from rlinf_core.errors import ComponentError, ConfigError, suggestion_text
@@ -26,8 +28,8 @@ from rlinf_core.runtime.executors import EXECUTORS
 from rlinf_core.runtime.placement import AUTO
 
 HYDRA_HINT = (
-    ". (Hydra's 'defaults' list and 'hydra' section are not used by rlinf: merge the files into one YAML and "
-    "pass changes as key=value overrides.)"
+    ". (A Hydra 'defaults' list is composed only when the config is a file: pass its path. The 'hydra' section "
+    "configures Hydra itself; an RLinf config goes through `rlinf config migrate FILE -o NEW.yaml` first.)"
 )
 
 
@@ -44,6 +46,21 @@ def _yaml_error(exc: BaseException, position: bool = True) -> str:
     context = getattr(exc, "context", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if position else ""
     return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+def _libyaml_error(text: str) -> Exception | None:
+    """The syntax error libyaml (PyYAML's C parser) finds in ``text``, if any: the same wording whichever
+    parser the installed OmegaConf uses (2.3 parses with pure-Python PyYAML, 2.4 with libyaml)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return None
+    try:
+        yaml.compose(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        return exc
+    return None
 
 
 def _check_keys(data: dict[str, Any], schema: type, prefix: str, problems: list[str]) -> None:
@@ -79,6 +96,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         except OmegaConfBaseException as exc:
             raise ConfigError(f"override {item!r}: {_first_line(exc)}") from exc
         except Exception as exc:  # a YAML error in the value
+            exc = _libyaml_error(value) or exc
             raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_error(exc, position=False)}; "
                               f"quote it to pass a string: {key}='{value}'") from exc
     return OmegaConf.to_container(merged)  # type: ignore[return-value]
@@ -111,7 +129,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         if kind:  # OmegaConf refuses a YAML scalar
             raise ConfigError(f"config file {name} must hold a mapping of sections (cluster:, actor:, ...), "
                               f"not a {kind}") from exc
-        raise ConfigError(f"config file {name} is not valid YAML: {_yaml_error(exc)}") from exc
+        raise ConfigError(f"config file {name} is not valid YAML: {_yaml_error(_libyaml_error(text) or exc)}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {name} must hold a mapping of sections (cluster:, actor:, ...), "
                           f"not a {type(data).__name__}")
@@ -126,6 +144,9 @@ def load_config(
     notes: list[str] | None = None,
 ) -> DictConfig:
     """Read a YAML file (or a mapping), apply overrides and RLinf renames, and type-check it.
+
+    A file with a Hydra ``defaults`` list is composed first (``compose.py``; needs the ``[hydra]``
+    extra). An RLinf config that fails for RLinf-only keys says to run ``rlinf config migrate``.
 
     Plugins' ``rlinf_configure`` hooks run on the result when ``plugins`` (a
     :class:`~rlinf_core.plugins.PluginSet`) is given. Renames are described in ``notes``.
@@ -144,12 +165,18 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         data = _read_yaml(path)
+        if has_defaults(data):
+            data = compose_file(path)
+            notes.append(f"composed {str(path)!r} from its Hydra defaults list")
     if overrides:
         _merge_into(data, parse_overrides(overrides))
     apply_renames(data, notes)
     problems: list[str] = []
     _check_keys(data, RlinfConfig, "", problems)
     if problems:
+        if not isinstance(source, Mapping) and source is not None and rlinf_only_keys(data):
+            problems.append(f"{str(source)!r} looks like an RLinf config: `rlinf config migrate {source} -o NEW.yaml` "
+                            "writes it with rlinf's keys and reports what happens to each key")
         raise ConfigError(problems)
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(RlinfConfig), data)

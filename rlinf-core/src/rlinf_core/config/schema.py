@@ -159,8 +159,15 @@ class ModelConfig:
     num_action_chunks: int = bounded(1, gt=0)
     #: Hidden width of a policy built from a config.
     hidden_dim: int | None = bounded(None, gt=0)
-    #: A value head on the policy (PPO's critic shares the actor's trunk).
+    #: A value head on the policy (``mlp``: on its own MLP beside the actor's, as in stable-baselines3's PPO;
+    #: ``cnn``: on the image encoder it shares with the actor).
     add_value_head: bool = False
+    #: Hidden layers of the small policies (``mlp``: actor and critic MLPs; ``cnn``: actor layers after the encoder).
+    num_layers: int = bounded(2, ge=0)
+    #: Discretize each continuous action dim into this many bins (a categorical per dim) instead of a Gaussian.
+    num_action_bins: int | None = bounded(None, gt=1)
+    #: Initial log standard deviation of a Gaussian policy's actions.
+    log_std_init: float = 0.0
     #: Longest tokenized instruction a VLA takes.
     max_prompt_length: int | None = bounded(None, gt=0)
     #: Architecture overrides for a model built from a config instead of a checkpoint.
@@ -244,7 +251,7 @@ class VideoConfig:
 
 @dataclass
 class EnvSplitConfig:
-    #: Simulator (an ``env`` component): gym, maniskill, libero, metaworld, ...
+    #: Simulator (an ``env`` component): gymnasium (gym), metaworld, maniskill, libero, ...
     simulator_type: str | None = None
     task_suite_name: str | None = None
     #: Environment id inside the simulator (e.g. a gymnasium id or a ManiSkill task).
@@ -261,6 +268,7 @@ class EnvSplitConfig:
     reward_coef: float = 1.0
     seed: int = 0
     video_cfg: VideoConfig = field(default_factory=VideoConfig)
+    #: The simulator's own keys, checked by its plugin (rlinf-envs-embodied: ``rlinf_envs_embodied/options.py``).
     init_params: dict[str, Any] = field(default_factory=dict)
 
 
