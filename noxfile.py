@@ -26,7 +26,8 @@ STRICT = {"RLINF_STRICT_PLUGINS": "1"}
 @nox.session
 def tests(session: nox.Session) -> None:
     """All packages and the demo third-party plugin installed; the whole suite (no GPU tests)."""
-    session.install(*CONSTRAINTS, *FIRST_PARTY, DEMO_FIXTURE, *TEST_DEPS)
+    # metaworld (MuJoCo, no torch): about 50 s to install; tests/envs_embodied skips it when absent
+    session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[metaworld]", DEMO_FIXTURE, *TEST_DEPS)
     session.run("rlinf", "plugins", "list", env=STRICT)
     session.run(
         "pytest", "tests", "--ignore=tests/minimal", "--ignore=tests/discovery", "-m", "not gpu and not slow",
@@ -107,3 +108,11 @@ def e2e(session: nox.Session) -> None:
     """Slow end-to-end runs (``@pytest.mark.slow``): the CPU quickstart must reach a mean reward of 0.9."""
     session.install(*CONSTRAINTS, *FIRST_PARTY, *TEST_DEPS)
     session.run("pytest", "tests", "-m", "slow", "--ignore=tests/minimal", "--ignore=tests/discovery", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The demo flow on Ray for 600 iterations (``-- --long``: 6000); fails if driver, rank or GCS memory
+    keeps growing after warm-up (tests/runtime/soak.py)."""
+    session.install(*CONSTRAINTS, "./rlinf-core[ray]", "torch")
+    session.run("python", "tests/runtime/soak.py", *session.posargs)

@@ -34,4 +34,7 @@ def test_plugins_list_shows_only_the_core_plugin():
     out = subprocess.run(["rlinf", "plugins", "list", "--json"], capture_output=True, text=True, check=True).stdout
     plugins = json.loads(out)["plugins"]
     assert [(p["name"], p["distribution"], p["status"]) for p in plugins] == [("core", "rlinf-core", "loaded")]
-    assert {c["name"] for c in plugins[0]["components"]} == {"collocated", "disaggregated", "hybrid"}
+    assert {(c["kind"], c["name"]) for c in plugins[0]["components"]} == {
+        ("placement", "collocated"), ("placement", "disaggregated"), ("placement", "hybrid"),
+        ("reward", "math"), ("reward", "exact_match"), ("flow", "reasoning"),
+    }

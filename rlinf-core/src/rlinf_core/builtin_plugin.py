@@ -13,3 +13,22 @@ def rlinf_register_placement_strategies() -> list[ComponentSpec]:
         ComponentSpec("placement", "disaggregated", f"{_P}:disaggregated", "Worker groups on separate devices, pipelined"),
         ComponentSpec("placement", "hybrid", f"{_P}:hybrid", "Some groups share devices, others are split"),
     ]
+
+
+@hookimpl
+def rlinf_register_rewards() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("reward", "math", "rlinf_core.rewards.math:math_reward",
+                      "Final / \\boxed{} answer, checked for equivalence by math-verify",
+                      requires=("math-verify",), extra="math"),
+        ComponentSpec("reward", "exact_match", "rlinf_core.rewards.exact_match:exact_match",
+                      "1 when the response equals the answer (whitespace-stripped)"),
+    ]
+
+
+@hookimpl
+def rlinf_register_flows() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("flow", "reasoning", "rlinf_core.flows.reasoning:ReasoningFlow",
+                      "LLM RL on prompts with verifiable answers: rollout -> reward -> advantage -> update -> weight sync"),
+    ]

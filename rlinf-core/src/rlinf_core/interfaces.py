@@ -132,6 +132,8 @@ class RolloutEngine(Protocol):
 #: results for the micro-batch (``log_probs`` (B, R), ``entropy`` (B, R) when asked, ``values``
 #: (B, R) for a critic); ``micro_batch`` is the slice of the batch given to ``train_step``. The loss
 #: is already scaled for gradient accumulation (it uses the optimizer step's global counts).
+#: "When asked": the loss function has a true attribute ``with_entropy`` (the flows' loss objects
+#: set it; a plain function without it gets no ``entropy``).
 LossFn = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Any, Mapping[str, Any]]]
 
 
