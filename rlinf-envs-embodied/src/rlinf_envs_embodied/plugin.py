@@ -1,5 +1,43 @@
 """The rlinf plugin of rlinf-envs-embodied (entry point in the group ``rlinf.plugins``).
 
-It registers no component yet: components are added here as they are implemented, never as
-placeholders.
+Cheap to import: every target (and its simulator) is imported only when a run uses it.
 """
+
+from __future__ import annotations
+
+from rlinf_core import ComponentSpec, hookimpl
+
+
+@hookimpl
+def rlinf_register_envs() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("env", "gymnasium", "rlinf_envs_embodied.envs.gymnasium_env:GymnasiumEnv",
+                      "any registered gymnasium id (env_id), gymnasium's sync/async vector envs, action chunks",
+                      requires=("gymnasium",), aliases=("gym",)),
+        ComponentSpec("env", "metaworld", "rlinf_envs_embodied.envs.metaworld_env:MetaWorldEnv",
+                      "Meta-World v3 on MuJoCo: MT1 tasks (env_id) or MT10/MT25/MT50 (task_suite_name), success",
+                      requires=("metaworld",), extra="metaworld"),
+        ComponentSpec("env", "maniskill", "rlinf_envs_embodied.envs.maniskill_env:ManiSkillEnv",
+                      "ManiSkill3 (SAPIEN): GPU-parallel with tensors on the GPU, or the CPU backend",
+                      requires=("mani-skill",), extra="maniskill"),
+    ]
+
+
+@hookimpl
+def rlinf_register_models() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("model", "mlp", "rlinf_envs_embodied.policies.mlp:MLPPolicy",
+                      "actor-critic MLP over state: Gaussian, discretized or categorical actions, chunks",
+                      requires=("torch",), extra="policies", aliases=("mlp_policy",)),
+        ComponentSpec("model", "cnn", "rlinf_envs_embodied.policies.cnn:CNNPolicy",
+                      "actor-critic CNN over camera images (+ state): Gaussian, discretized or categorical actions",
+                      requires=("torch",), extra="policies", aliases=("cnn_policy",)),
+    ]
+
+
+@hookimpl
+def rlinf_validate_config(config) -> list[str]:
+    """``env.train`` / ``env.eval`` ``init_params`` keys and required ids of this package's simulators."""
+    from rlinf_envs_embodied.options import validate_env_sections
+
+    return validate_env_sections(config)

@@ -1,0 +1,241 @@
+"""rlinf's :class:`~rlinf_core.interfaces.VectorEnv` over gymnasium's own vector envs.
+
+:class:`GymVectorEnv` is the shared base of the ``gymnasium`` and ``metaworld`` envs: it builds a
+``gymnasium.vector.SyncVectorEnv`` / ``AsyncVectorEnv`` from one factory per sub-env (gymnasium's
+``SAME_STEP`` auto-reset), maps observations onto rlinf's dict and executes action chunks.
+
+What ``step`` returns, beyond the interface's shapes:
+
+- a chunk ``(N, K, ...)`` is executed as ``K`` consecutive single steps; a sub-env whose episode
+  ends at step ``k`` is reset at once and steps ``k+1 .. K-1`` of the chunk act on its new episode
+  (so a chunk call equals ``K`` single-step calls);
+- ``info["success"]`` ``(N,)``: the sub-env reported success at any step of the call (from the
+  sub-env's own ``info["success"]``, including the step that ended an episode; False when the env
+  has no such key); for a chunk, ``info["step_success"]`` ``(N, K)`` gives it per step;
+- ``info["final_observation"]``: present when a sub-env's episode ended during the call; an obs dict
+  of ``N`` rows where ended sub-envs hold their last observation before the reset and the others
+  the current one, with ``info["_final_observation"]`` ``(N,)`` marking which rows ended (gymnasium's
+  mask convention). If a sub-env ends twice in one chunk, the later episode's observation is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector.utils import batch_space, iterate
+from rlinf_core.errors import ConfigError
+
+
+def _is_image(space: spaces.Space) -> bool:
+    return (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+            and space.shape[-1] == 3)
+
+
+def _flat(space: spaces.Space, value: Any, n: int | None) -> np.ndarray:
+    """A float32 vector per row (``n`` rows, or one unbatched row when ``n`` is None)."""
+    if isinstance(space, spaces.Box):
+        return np.asarray(value, dtype=np.float32).reshape((n, -1) if n is not None else (-1,))
+    if n is not None:
+        rows = iterate(batch_space(space, n), value)
+        return np.stack([_flat(space, row, None) for row in rows])
+    return np.asarray(spaces.flatten(space, value), dtype=np.float32)  # Discrete -> one-hot, etc.
+
+
+class ObsMapper:
+    """Maps one sub-env's gymnasium observation space onto rlinf's observation dict.
+
+    Every leaf that is a uint8 ``(H, W, 3)`` box becomes ``images[name]`` (``name``: its dict key, the
+    parent's key for a leaf named ``rgb``, ``"obs"`` for a bare image observation; ``renames`` maps
+    keys to camera names); every other leaf
+    is flattened (boxes reshaped, discrete values one-hot) and concatenated, in the space's key
+    order, into ``state`` float32 ``(N, S)``.
+    """
+
+    def __init__(self, space: spaces.Space, renames: Mapping[str, str] | None = None):
+        renames = dict(renames or {})
+        self._state: list[tuple[tuple[str, ...], spaces.Space]] = []
+        self._images: list[tuple[tuple[str, ...], str]] = []
+        image_spaces: dict[str, spaces.Box] = {}
+
+        def walk(sub: spaces.Space, path: tuple[str, ...]) -> None:
+            if isinstance(sub, spaces.Dict):
+                for key, child in sub.spaces.items():
+                    walk(child, (*path, key))
+            elif _is_image(sub):
+                # ManiSkill's sensor_data/<camera>/rgb: a leaf named rgb is named after its camera
+                name = path[-2] if len(path) >= 2 and path[-1] == "rgb" else (path[-1] if path else "obs")
+                name = renames.get(name, name)
+                self._images.append((path, name))
+                image_spaces[name] = sub
+            else:
+                self._state.append((path, sub))
+
+        walk(space, ())
+        self.state_dim = sum(spaces.flatdim(s) for _, s in self._state)
+        entries: dict[str, spaces.Space] = {}
+        if self._state:
+            entries["state"] = spaces.Box(-np.inf, np.inf, (self.state_dim,), np.float32)
+        if image_spaces:
+            entries["images"] = spaces.Dict(image_spaces)
+        #: The rlinf observation space of one sub-env.
+        self.space = spaces.Dict(entries)
+
+    @staticmethod
+    def _at(obs: Any, path: tuple[str, ...]) -> Any:
+        for key in path:
+            obs = obs[key]
+        return obs
+
+    def __call__(self, obs: Any, n: int | None) -> dict[str, Any]:
+        """The rlinf dict of a batched observation (``n`` rows) or of one sub-env's (``n=None``)."""
+        out: dict[str, Any] = {}
+        if self._state:
+            parts = [_flat(s, self._at(obs, p), n) for p, s in self._state]
+            out["state"] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+        if self._images:
+            out["images"] = {name: np.asarray(self._at(obs, p), dtype=np.uint8) for p, name in self._images}
+        return out
+
+
+def _set_row(batch: dict[str, Any], i: int, row: dict[str, Any]) -> None:
+    for key, value in row.items():
+        if isinstance(value, dict):
+            _set_row(batch[key], i, value)
+        else:
+            batch[key][i] = value
+
+
+def _copy(obs: dict[str, Any]) -> dict[str, Any]:
+    return {k: _copy(v) if isinstance(v, dict) else (v.copy() if isinstance(v, np.ndarray) else list(v))
+            for k, v in obs.items()}
+
+
+def to_numpy(actions: Any) -> np.ndarray:
+    """A numpy array from a numpy array, a list or a torch tensor (on any device)."""
+    if hasattr(actions, "detach"):
+        actions = actions.detach().cpu().numpy()
+    return np.asarray(actions)
+
+
+class GymVectorEnv:
+    """``N`` gymnasium sub-envs stepped together, seen through rlinf's VectorEnv interface.
+
+    Args:
+        env_fns: one factory per sub-env, returning a ``gymnasium.Env``.
+        seed: sub-env ``i`` is seeded ``seed + i`` at the first :meth:`reset` (when it is given no seed).
+        vectorization: ``sync`` or ``async`` (one process per sub-env).
+        auto_reset: reset a sub-env in the step that ends its episode (gymnasium's ``SAME_STEP``
+            mode); when false, call :meth:`reset` (optionally with ``options={"reset_mask": mask}``).
+        clip_actions: clip continuous actions to the action space's bounds.
+        name: what to call the env in messages, e.g. ``"gymnasium env 'CartPole-v1'"``.
+        renames: observation keys -> camera names (see :class:`ObsMapper`).
+        instructions: a task instruction per sub-env, returned as ``obs["instruction"]``.
+    """
+
+    def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], *, seed: int, vectorization: str = "sync",
+                 auto_reset: bool = True, clip_actions: bool = True, name: str = "env",
+                 renames: Mapping[str, str] | None = None, instructions: Sequence[str] | None = None):
+        mode = gym.vector.AutoresetMode.SAME_STEP if auto_reset else gym.vector.AutoresetMode.DISABLED
+        vector_cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
+        self._venv = vector_cls(list(env_fns), autoreset_mode=mode)
+        self.num_envs: int = self._venv.num_envs
+        self._name = name
+        self._seed = int(seed)
+        self._seeded = False
+        self._mapper = ObsMapper(self._venv.single_observation_space, renames)
+        self._instructions = list(instructions) if instructions is not None else None
+        #: gymnasium spaces of one sub-env: the rlinf observation dict, and the env's own actions.
+        self.observation_space: spaces.Dict = self._mapper.space
+        self.action_space: spaces.Space = self._venv.single_action_space
+        self._clip = clip_actions and isinstance(self.action_space, spaces.Box)
+
+    # ------------------------------------------------------------------ interface
+
+    def reset(self, *, seed: int | Sequence[int] | None = None,
+              options: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Reset every sub-env (seeded ``seed + i``; the constructor's seed on the first call)."""
+        if seed is None and not self._seeded:
+            seed = self._seed
+        if seed is not None and not isinstance(seed, int):
+            seed = [int(s) for s in seed]
+        self._seeded = True
+        obs, info = self._venv.reset(seed=seed, options=dict(options) if options else None)
+        return self._obs(obs), {"success": self._success(info, np.zeros(self.num_envs, dtype=bool))}
+
+    def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
+        """Execute single actions ``(N, ...)`` or chunks ``(N, K, ...)``; see the module docstring."""
+        acts, chunked = self._check_actions(to_numpy(actions))
+        n, k = self.num_envs, acts.shape[1]
+        rewards = np.zeros((n, k), dtype=np.float32)
+        terminated = np.zeros((n, k), dtype=bool)
+        truncated = np.zeros((n, k), dtype=bool)
+        success = np.zeros((n, k), dtype=bool)
+        final_rows: dict[int, Any] = {}
+        for j in range(k):
+            obs, rew, term, trunc, info = self._venv.step(acts[:, j])
+            rewards[:, j], terminated[:, j], truncated[:, j] = rew, term, trunc
+            success[:, j] = self._success(info, term | trunc)
+            if "final_obs" in info:
+                for i in np.flatnonzero(info["_final_obs"]):
+                    final_rows[int(i)] = info["final_obs"][i]
+        out_obs = self._obs(obs)
+        out_info: dict[str, Any] = {"success": success.any(axis=1)}
+        if chunked:
+            out_info["step_success"] = success
+        if final_rows:
+            final = _copy(out_obs)
+            mask = np.zeros(n, dtype=bool)
+            for i, row in final_rows.items():
+                _set_row(final, i, self._mapper(row, None))
+                mask[i] = True
+            out_info["final_observation"], out_info["_final_observation"] = final, mask
+        if not chunked:
+            return out_obs, rewards[:, 0], terminated[:, 0], truncated[:, 0], out_info
+        return out_obs, rewards, terminated, truncated, out_info
+
+    def close(self) -> None:
+        """Close every sub-env (and the worker processes of ``async`` vectorization)."""
+        self._venv.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _obs(self, obs: Any) -> dict[str, Any]:
+        out = self._mapper(obs, self.num_envs)
+        if self._instructions is not None:
+            out["instruction"] = list(self._instructions)
+        return out
+
+    def _success(self, info: Mapping[str, Any], done: np.ndarray) -> np.ndarray:
+        """Success flags of one step: the sub-env's info, or its ``final_info`` where it just ended."""
+        n = self.num_envs
+        found = np.zeros(n, dtype=bool)
+        if "success" in info:
+            found |= np.asarray(info["success"]).astype(bool) & np.asarray(info.get("_success", True), dtype=bool)
+        final = info.get("final_info")
+        if isinstance(final, Mapping) and "success" in final:
+            mask = np.asarray(final.get("_success", True), dtype=bool) & done
+            found |= np.asarray(final["success"]).astype(bool) & mask
+        return found
+
+    def _check_actions(self, acts: np.ndarray) -> tuple[np.ndarray, bool]:
+        """``(N, K, *action_shape)`` actions (and whether a chunk was given); a one-line error otherwise."""
+        shape = tuple(self.action_space.shape or ())
+        n = self.num_envs
+        if acts.shape[:1] == (n,) and acts.shape[1:] == shape:
+            chunked, acts = False, acts[:, None]
+        elif acts.ndim == 2 + len(shape) and acts.shape[0] == n and acts.shape[2:] == shape and acts.shape[1] > 0:
+            chunked = True
+        else:
+            single, chunk = str((n, *shape)), "(" + ", ".join(str(d) for d in (n, "K", *shape)) + ")"
+            raise ConfigError(
+                f"{self._name}: actions of shape {tuple(acts.shape)} do not fit {n} sub-envs with action shape "
+                f"{shape}: expected {single}, or {chunk} for chunks of K steps. Check actor.model.action_dim"
+                f"{f' (must be {shape[0]})' if len(shape) == 1 else ''} and actor.model.num_action_chunks"
+            )
+        if self._clip:
+            acts = np.clip(acts, self.action_space.low, self.action_space.high)
+        return acts.astype(self.action_space.dtype, copy=False), chunked

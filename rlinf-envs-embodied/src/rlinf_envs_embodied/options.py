@@ -1,0 +1,196 @@
+"""Each simulator's own keys under ``env.<split>.init_params``, read and checked without importing it.
+
+The env components read their options here when they are built, and the plugin's
+``rlinf_validate_config`` uses the same classes so that ``rlinf config validate`` reports a typo
+before anything starts. Every problem is one :class:`~rlinf_core.errors.ConfigError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlinf_core.components import is_installed
+from rlinf_core.errors import ConfigError, suggestion_text
+
+VECTORIZATIONS = ("sync", "async")
+
+
+def cfg_get(config: Any, key: str, default: Any = None) -> Any:
+    """``config.key`` for a DictConfig, a mapping or an object; ``default`` where missing or null."""
+    if config is None:
+        return default
+    value = config.get(key, None) if hasattr(config, "get") else getattr(config, key, None)
+    return default if value is None else value
+
+
+def plain(value: Any) -> Any:
+    """Plain Python containers from an OmegaConf node (other values unchanged)."""
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def section_of(config: Any, default: str = "env.train") -> str:
+    """The dotted path of an env section (``env.train`` or ``env.eval``) for messages.
+
+    An OmegaConf node taken from the whole config knows its own path; a plain mapping does not,
+    and ``default`` is used.
+    """
+    try:
+        full = config._get_full_key("init_params")  # OmegaConf node API (no public equivalent)
+    except Exception:  # noqa: BLE001 - a plain dict, a detached node, another OmegaConf version
+        return default
+    return full.rsplit(".", 1)[0] if isinstance(full, str) and "." in full else default
+
+
+@dataclass
+class _Options:
+    """Base of the per-simulator options: built from ``init_params`` with unknown keys rejected."""
+
+    @classmethod
+    def from_config(cls, config: Any, section: str | None = None) -> Any:
+        """Read ``<section>.init_params``; an unknown key or a bad value is a one-line ConfigError."""
+        section = section or section_of(config)
+        raw = plain(cfg_get(config, "init_params", {})) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{section}.init_params must be a mapping, not {raw!r}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in raw:
+            if key not in names:
+                raise ConfigError(
+                    f"unknown config key '{section}.init_params.{key}' for simulator {cls.simulator!r}."
+                    f"{suggestion_text(str(key), names)} Valid keys: {', '.join(names)}"
+                )
+        opts = cls(**{k: v for k, v in raw.items() if v is not None})
+        opts.check(f"{section}.init_params")
+        return opts
+
+    simulator = ""
+
+    def check(self, prefix: str) -> None:
+        vectorization = getattr(self, "vectorization", "sync")
+        if vectorization not in VECTORIZATIONS:
+            raise ConfigError(f"{prefix}.vectorization: {vectorization!r} is not a vectorization mode."
+                              f"{suggestion_text(str(vectorization), VECTORIZATIONS)} Valid: {', '.join(VECTORIZATIONS)}")
+        for name in ("camera_heights", "camera_widths"):
+            value = getattr(self, name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{prefix}.{name}: must be a positive integer (pixels), got {value!r}")
+        make_kwargs = getattr(self, "make_kwargs", {})
+        if not isinstance(make_kwargs, dict):
+            raise ConfigError(f"{prefix}.make_kwargs must be a mapping of gym.make arguments, not {make_kwargs!r}")
+
+
+@dataclass
+class GymnasiumOptions(_Options):
+    """``init_params`` of the ``gymnasium`` env."""
+
+    simulator = "gymnasium"
+    #: ``sync`` (sub-envs stepped in this process) or ``async`` (one process per sub-env).
+    vectorization: str = "sync"
+    #: Add each sub-env's ``render()`` frame (``render_mode="rgb_array"``) as ``images["render"]``.
+    images: bool = False
+    #: Clip continuous actions to the action space's bounds before stepping.
+    clip_actions: bool = True
+    #: Other ``gymnasium.make`` arguments, passed through (e.g. ``{width: 128, height: 128}``).
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MetaWorldOptions(_Options):
+    """``init_params`` of the ``metaworld`` env."""
+
+    simulator = "metaworld"
+    vectorization: str = "sync"
+    #: Render ``camera_name`` into ``images[camera_name]`` (needs a MuJoCo renderer: ``MUJOCO_GL``).
+    images: bool = False
+    camera_name: str = "corner"
+    camera_heights: int = 128
+    camera_widths: int = 128
+    #: End an episode (``terminated``) at the first success; off by default, as in Meta-World's training.
+    terminate_on_success: bool = False
+    #: Append the task's one-hot id to ``state``; default: on for MT10/MT25/MT50, off for one task.
+    use_one_hot: bool | None = None
+    clip_actions: bool = True
+
+
+@dataclass
+class ManiSkillOptions(_Options):
+    """``init_params`` of the ``maniskill`` env."""
+
+    simulator = "maniskill"
+    #: ``sync`` or ``async`` (one process per CPU sub-env).
+    vectorization: str = "sync"
+    #: ManiSkill ``obs_mode``: ``state`` (flat vector) or ``rgb`` (camera images plus proprioception).
+    obs_mode: str = "state"
+    #: ``auto`` (GPU when CUDA is available, else CPU), ``cpu``, ``gpu`` / ``physx_cuda``, ``physx_cpu``.
+    sim_backend: str = "auto"
+    control_mode: str | None = None
+    reward_mode: str | None = None
+    camera_heights: int = 128
+    camera_widths: int = 128
+    #: Other ``gymnasium.make`` arguments for the ManiSkill env, passed through.
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        if self.obs_mode not in MANISKILL_OBS_MODES:
+            raise ConfigError(f"{prefix}.obs_mode: {self.obs_mode!r} is not supported."
+                              f"{suggestion_text(self.obs_mode, MANISKILL_OBS_MODES)} Valid: {', '.join(MANISKILL_OBS_MODES)}")
+
+
+MANISKILL_OBS_MODES = ("state", "rgb")
+
+#: Env component name (and aliases) -> its options class.
+OPTIONS: dict[str, type[_Options]] = {
+    "gymnasium": GymnasiumOptions,
+    "gym": GymnasiumOptions,
+    "metaworld": MetaWorldOptions,
+    "maniskill": ManiSkillOptions,
+}
+
+
+def _id_problems(module: str, func: str, *args: Any) -> list[str]:
+    """The ConfigError lines of ``rlinf_envs_embodied.envs.<module>.<func>(*args)`` (empty when it passes)."""
+    import importlib
+
+    try:
+        getattr(importlib.import_module(f"rlinf_envs_embodied.envs.{module}"), func)(*args)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
+
+
+def validate_env_sections(config: Any) -> list[str]:
+    """Problems in ``env.train`` / ``env.eval`` for the simulators this package provides."""
+    problems: list[str] = []
+    env = cfg_get(config, "env")
+    for split in ("train", "eval"):
+        section = cfg_get(env, split)
+        name = str(cfg_get(section, "simulator_type", "")).removeprefix("embodied:")
+        cls = OPTIONS.get(name)
+        if cls is None:
+            continue
+        try:
+            cls.from_config(section, f"env.{split}")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        env_id = cfg_get(section, "env_id")
+        if name in ("gymnasium", "gym"):
+            if not env_id:
+                problems.append(f"env.{split}.env_id: the gymnasium env needs a registered gymnasium id, e.g. CartPole-v1")
+            else:
+                problems += _id_problems("gymnasium_env", "resolve_env_id", str(env_id), f"env.{split}.env_id")
+        if name == "metaworld":
+            if not env_id and not cfg_get(section, "task_suite_name"):
+                problems.append(f"env.{split}.env_id: the metaworld env needs a task (e.g. reach-v3) or "
+                                f"env.{split}.task_suite_name (MT10, MT25, MT50)")
+            elif is_installed("metaworld"):  # the task list is metaworld's own; uninstalled: the env says what to install
+                problems += _id_problems("metaworld_env", "check_tasks", section, f"env.{split}")
+        if name == "maniskill" and not cfg_get(section, "env_id"):
+            problems.append(f"env.{split}.env_id: the maniskill env needs a ManiSkill3 task id, e.g. PickCube-v1")
+    return problems
