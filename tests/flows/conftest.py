@@ -11,6 +11,19 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Run these tiny models on one intra-op thread. On this shared 2-core machine torch's default
+    (one thread per core) spins against the other processes: a step took ~3.7 s instead of ~0.17 s.
+    Ray ranks already get ``OMP_NUM_THREADS=1``; the kill test's child gets it through its env."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_arith_model(tmp_path_factory) -> Path:
     """A tiny Qwen2 + character tokenizer over the arithmetic alphabet (shared by the session)."""

@@ -40,7 +40,8 @@ def test_sigkill_during_checkpoint_write_resumes_from_the_previous_one(tmp_path,
     cfg = flow_config(tmp_path, tiny_arith_model, **{"runner.max_steps": 5, "runner.save_interval": 2,
                                                      "runner.logger.logger_backends": []})
     marker = tmp_path / "writing"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg), str(marker)])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as the parent (conftest): no thread spinning on 2 cores
+    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg), str(marker)], env=env)
     try:
         deadline = time.time() + 120
         while not marker.exists() and child.poll() is None and time.time() < deadline:

@@ -34,7 +34,7 @@ def test_reward_rises_on_an_easy_task(tmp_path, tiny_arith_model, flow_config, m
     flow.train()
     rewards = [r["reward/mean"] for r in _rows(run_dir) if "reward/mean" in r]
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
-    # measured (seeded): 0.39 over the first 5 steps -> 0.61 over the last 5
+    # measured (seeded; the same at 1 and 2 torch threads): 0.41 over the first 5 steps -> 0.59 over the last 5
     assert last > first + 0.15, " ".join(f"{r:.2f}" for r in rewards)
 
 
