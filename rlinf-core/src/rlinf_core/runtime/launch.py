@@ -12,6 +12,7 @@ from typing import Any
 
 from rlinf_core.errors import ConfigError
 from rlinf_core.runtime.executors import Executor, WorkerGroup, make_executor
+from rlinf_core.runtime.limits import Limits
 from rlinf_core.runtime.placement import AUTO, KNOWN_GROUPS, GroupPlacement, Placement, resolve_placement
 from rlinf_core.runtime.scheduler import Candidate, StageProfile, choose, measure_call_overhead
 from rlinf_core.runtime.worker import Worker
@@ -88,7 +89,7 @@ class Runtime:
                               "or set cluster.placement to collocated, disaggregated or hybrid")
         self.executor: Executor = make_executor(
             cluster.executor, self.num_devices, address=getattr(cluster, "ray_address", None),
-            device_type=device_type, plugin_fingerprint=plugins.fingerprint(),
+            device_type=device_type, plugin_fingerprint=plugins.fingerprint(), limits=Limits.from_cluster(cluster),
         )
         self.groups: dict[str, WorkerGroup] = {}
         try:

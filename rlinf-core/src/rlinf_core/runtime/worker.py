@@ -8,19 +8,103 @@ start. Every public method can be called on the whole group (see ``executors``).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rlinf_core.errors import PluginError, RlinfError
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(text: str) -> str:
+    """``text`` without ANSI colour codes (Ray colours the tracebacks it forwards)."""
+    return _ANSI.sub("", text)
+
 
 class WorkerError(RlinfError):
-    """A rank raised or died. Names the group, rank and method, and quotes the remote traceback."""
+    """A rank raised or died. Names the group, rank and method, and quotes the remote traceback.
 
-    def __init__(self, group: str, rank: int, method: str, detail: str, died: bool = False):
-        self.group, self.rank, self.method, self.detail, self.died = group, rank, method, detail, died
-        what = "died (killed or crashed)" if died else "raised"
-        super().__init__(f"worker group {group!r} rank {rank} {what} in {method}():\n{detail}")
+    When several ranks failed, this names the *cause* (a rank that died beats one that raised, and
+    a failure traced back through a call's inputs beats the call that received it); ``outcomes``
+    holds every rank's outcome of the awaited call (``rank -> "ok" / "raised ..." / "still running"``)
+    and ``seen_by`` the call that found the failure when it is not the cause's own.
+    """
+
+    verb: str | None = None
+
+    def __init__(self, group: str, rank: int, method: str, detail: str, died: bool = False, *,
+                 seen_by: str | None = None, outcomes: dict[int, str] | None = None):
+        self.group, self.rank, self.method, self.detail, self.died = group, rank, method, plain(detail).rstrip(), died
+        self.seen_by, self.outcomes = seen_by, dict(outcomes or {})
+        what = self.verb or ("died (killed or crashed)" if died else "raised")
+        lines = [f"worker group {group!r} rank {rank} {what} in {method}():"]
+        if seen_by:
+            lines.append(f"(found by {seen_by})")
+        if self.outcomes:
+            note = " (the other ranks' errors are consequences)" if died else ""
+            lines.append(f"every rank of the awaited call{note}: " + "; ".join(
+                f"rank {r}: {o}" for r, o in sorted(self.outcomes.items())))
+        lines.append(self.detail)
+        super().__init__(plain("\n".join(lines)))
+
+    def __reduce__(self):
+        return (_rebuild_worker_error, (type(self), self.group, self.rank, self.method, self.detail, self.died,
+                                        self.seen_by, self.outcomes))
+
+
+def _rebuild_worker_error(cls, group, rank, method, detail, died, seen_by, outcomes):
+    return cls(group, rank, method, detail, died, seen_by=seen_by, outcomes=outcomes)
+
+
+class WorkerTimeout(WorkerError, TimeoutError):
+    """A call did not finish within its time limit; the group was stopped so that the run can end."""
+
+    verb = "timed out"
+
+
+class WorkerCallError(RlinfError, ValueError):
+    """A call that cannot be sent: private method, unknown method, rank out of range, unpicklable argument."""
+
+
+class RemoteFailure(Exception):
+    """Raised inside a rank process: which rank failed in which method, with its traceback text.
+
+    Carried back by the executor (and through every call that received the failed call's output
+    as an input), so the driver can name the rank where a failure started.
+    """
+
+    def __init__(self, group: str, rank: int, method: str, pid: int, text: str):
+        super().__init__(group, rank, method, pid, text)
+        self.group, self.rank, self.method, self.pid, self.text = group, rank, method, pid, text
+
+    def __reduce__(self):
+        return (RemoteFailure, (self.group, self.rank, self.method, self.pid, self.text))
+
+    def __str__(self) -> str:
+        return f"{self.group} rank {self.rank} in {self.method}(): {self.text.rstrip().splitlines()[-1] if self.text else ''}"
+
+
+def check_call(group: str, cls: type, method: str, ranks: list[int], world_size: int) -> None:
+    """Refuse, before anything is sent, a call no rank could run: one line naming group, rank and method."""
+    if not isinstance(method, str) or not method:
+        raise WorkerCallError(f"worker group {group!r}: method name must be a non-empty string, got {method!r}")
+    if method.startswith("_"):
+        raise WorkerCallError(
+            f"worker group {group!r}: cannot call {method}(): names starting with '_' are private to the worker "
+            "(constructors and dunder methods are never called remotely); call a public method"
+        )
+    if not callable(getattr(cls, method, None)):
+        from rlinf_core.errors import suggestion_text
+
+        public = [n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n, None))]
+        raise WorkerCallError(f"worker group {group!r} ({cls.__name__}) has no method {method}()."
+                              f"{suggestion_text(method, public)}")
+    bad = [r for r in ranks if not isinstance(r, int) or not 0 <= r < world_size]
+    if bad:
+        has = "one rank, 0" if world_size == 1 else f"ranks 0-{world_size - 1}"
+        raise WorkerCallError(f"worker group {group!r}: {method}() on ranks={ranks}: rank {bad[0]} does not exist "
+                              f"(the group has {has})")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The inline executor: every worker in the driver process, one rank per group, no extra service.
 
 Calls run at once, in the caller's thread, so breakpoints and stack traces work as in any Python
-program. A group placed on several devices runs as one rank here (a note is logged).
+program. A group placed on several devices runs as one rank here (a note is logged). A call cannot be
+interrupted here, so ``cluster.call_timeout_s`` does not apply; the watchdog still logs a late call's
+stack. A worker's ``SystemExit`` becomes a :class:`WorkerError` (it never ends the driver).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 
 from rlinf_core.runtime.channel import InlineChannel
 from rlinf_core.runtime.executors.base import Executor, GroupFuture, WorkerGroup
+from rlinf_core.runtime.limits import Limits
 from rlinf_core.runtime.placement import GroupPlacement
-from rlinf_core.runtime.worker import RankInfo, WorkerError, construct_worker
+from rlinf_core.runtime.watchdog import Watchdog
+from rlinf_core.runtime.worker import RankInfo, WorkerError, check_call, construct_worker
 
 log = logging.getLogger("rlinf.runtime")
 
@@ -38,24 +42,28 @@ class InlineFuture(GroupFuture):
 
 
 class InlineGroup(WorkerGroup):
-    def __init__(self, name: str, placement: GroupPlacement, worker: Any):
+    def __init__(self, name: str, placement: GroupPlacement, worker: Any, watchdog: Watchdog):
         super().__init__(name, placement)
-        self.worker = worker
+        self.worker, self._watchdog = worker, watchdog
 
     @property
     def world_size(self) -> int:
         return 1
 
     def _run(self, method: str, args: tuple, kwargs: dict[str, Any]) -> InlineFuture:
+        check_call(self.name, type(self.worker), method, [0], 1)
         try:
-            value = getattr(self.worker, method)(*args, **kwargs)
+            with self._watchdog.track(f"group {self.name!r} rank 0", method):
+                value = getattr(self.worker, method)(*args, **kwargs)
             return InlineFuture(self.name, method, [(0, True, value)])
-        except Exception:  # reported, with the traceback, when the result is asked for
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # SystemExit included; reported, with the traceback, when the result is asked for
             return InlineFuture(self.name, method, [(0, False, traceback.format_exc())])
 
     def call(self, method: str, *args: Any, ranks: Sequence[int] | None = None, **kwargs: Any) -> GroupFuture:
-        if ranks is not None and list(ranks) != [0]:
-            raise ValueError(f"group {self.name!r} has one rank under the inline executor; got ranks={list(ranks)}")
+        if ranks is not None:
+            check_call(self.name, type(self.worker), method, list(ranks), 1)
         return self._run(method, args, kwargs)
 
     def scatter(self, method: str, per_rank: Sequence[Any], **kwargs: Any) -> GroupFuture:
@@ -67,9 +75,11 @@ class InlineGroup(WorkerGroup):
 class InlineExecutor(Executor):
     name = "inline"
 
-    def __init__(self, plugin_fingerprint: str | None = None):
+    def __init__(self, plugin_fingerprint: str | None = None, limits: Limits | None = None):
         self._groups: list[InlineGroup] = []
         self._fingerprint = plugin_fingerprint
+        self.limits = limits or Limits()
+        self._watchdog = Watchdog(self.limits.watchdog_factor, self.limits.watchdog_min_s)
 
     def create_group(self, name: str, cls: type, placement: GroupPlacement, *args: Any,
                      share_counts: dict[int, int] | None = None, **kwargs: Any) -> WorkerGroup:
@@ -79,9 +89,11 @@ class InlineExecutor(Executor):
         info = RankInfo(name, 0, 1, placement.devices, "cpu", self.name, self._fingerprint)
         try:
             worker = construct_worker(cls, info, args, kwargs)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
             raise WorkerError(name, 0, "__init__", traceback.format_exc()) from None
-        group = InlineGroup(name, placement, worker)
+        group = InlineGroup(name, placement, worker, self._watchdog)
         self._groups.append(group)
         return group
 
@@ -94,3 +106,4 @@ class InlineExecutor(Executor):
 
     def shutdown(self) -> None:
         self._groups.clear()
+        self._watchdog.stop()
