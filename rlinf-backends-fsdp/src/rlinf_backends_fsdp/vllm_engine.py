@@ -185,11 +185,11 @@ def _engine_core_in_process(enabled: bool) -> Iterator[None]:
             os.environ[key] = before
 
 
-def _full_cpu(tensor: Any) -> Any:
-    """A plain, contiguous CPU tensor (a DTensor is gathered first)."""
+def _full(tensor: Any) -> Any:
+    """A plain, contiguous tensor on its device (a DTensor is gathered first)."""
     if hasattr(tensor, "full_tensor"):
         tensor = tensor.full_tensor()
-    return tensor.detach().to("cpu").contiguous()
+    return tensor.detach().contiguous()
 
 
 def _token_logprobs(token_ids: Sequence[int], logprobs: Any) -> list[float]:
@@ -322,7 +322,7 @@ class VLLMRolloutEngine:
         if self._llm is None:
             raise RuntimeError("vllm engine: update_weights() after close()")
         if self.weight_sync == "in_process":
-            pairs = ((name, _full_cpu(t)) for name, t in weights)
+            pairs = ((name, _full(t)) for name, t in weights)  # the loader copies them onto the engine's device
             self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": pairs, "is_checkpoint_format": True})
         else:
             self._write_shards(weights)
@@ -343,7 +343,7 @@ class VLLMRolloutEngine:
         for i, bucket in enumerate(iter_buckets(weights, SHARD_BYTES)):
             tensors, seen = {}, set()
             for name, t in bucket:
-                t = _full_cpu(t)
+                t = _full(t).cpu()
                 if t.data_ptr() in seen:  # tied weights share storage; safetensors refuses that
                     t = t.clone()
                 seen.add(t.data_ptr())
