@@ -90,7 +90,7 @@ def test_components_are_usable_by_name_and_qualified_name():
 
 
 def test_built_in_and_first_party_commands_win_over_a_third_party_one():
-    assert "Show or validate an experiment config" in _rlinf("config", "--help").stdout
+    assert "Show, validate or migrate (from RLinf) an experiment config" in _rlinf("config", "--help").stdout
     assert _rlinf("acme:config").stdout == "acme config ran\n"
     assert _rlinf("acme:plugins").stdout == "acme plugins ran\n"
 

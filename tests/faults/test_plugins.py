@@ -194,7 +194,7 @@ def _command_plugin(fake_plugin, tmp_path: Path) -> None:
 def test_third_party_commands_never_hide_built_in_or_first_party_ones(fake_plugin, tmp_path):
     _command_plugin(fake_plugin, tmp_path)
     # `config` stays rlinf-cli's (first-party), `plugins` the built-in; acme's run by qualified name.
-    assert "Show or validate an experiment config" in cli("config", "--help").output
+    assert "Show, validate or migrate (from RLinf) an experiment config" in cli("config", "--help").output
     assert cli("plugins", "list", "--json").exit_code == 0
     assert cli("acme:config").output == "acme config ran\n"
     assert cli("acme:plugins").output == "acme plugins ran\n"

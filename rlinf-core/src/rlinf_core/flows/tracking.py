@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,11 @@ def plot_curve(rows: Sequence[Mapping[str, Any]], path: str | Path, key: str = "
     points = [(r["step"], r[key]) for r in rows if key in r]
     if not points:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # the Python API without rlinf-cli (which depends on it): say so, don't fail a finished run
+        warnings.warn(f"{path} not written: matplotlib is not installed. Fix: pip install matplotlib", stacklevel=2)
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
