@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "minimal", "discovery", "tests", "soak", "vllm"]
+nox.options.sessions = ["lint", "minimal", "discovery", "tests", "soak"]
 
 CONSTRAINTS = ("-c", "constraints.txt")
 FIRST_PARTY = (
@@ -95,7 +95,7 @@ VLLM_CPU_BREAKS = ("torchvision", "torchaudio", "torchcodec")
 def vllm(session: nox.Session) -> None:
     """The `vllm` rollout engine for real on CPU through vllm-cpu (it pins our torch): tests/backends_vllm.
 
-    A default session (CI runs it): about 6 minutes here, most of it installing the 3.4 GB venv. Run the
+    Not a default session yet (about 7 minutes from scratch, most of it installing the 3.4 GB venv). Run the
     engine benchmark in the same venv with
     `.nox/vllm/bin/python benchmarks/rollout_engines.py`.
     """
