@@ -22,6 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlinf_backends_fsdp.config_access import get as _get
+from rlinf_backends_fsdp.config_access import plain as _plain
+
 #: ``*.model.precision`` values -> torch dtypes (RLinf / Lightning spellings accepted).
 PRECISIONS: dict[str, torch.dtype] = {
     "fp32": torch.float32, "float32": torch.float32, "32": torch.float32, "32-true": torch.float32,
@@ -50,26 +53,6 @@ class ModelSource:
     config: dict[str, Any] | None = None
     tokenizer_path: str | None = None
     seed: int = 0
-
-
-def _get(config: Any, dotted: str, default: Any = None) -> Any:
-    node = config
-    for part in dotted.split("."):
-        if node is None:
-            return default
-        node = node.get(part) if hasattr(node, "get") else getattr(node, part, None)
-    return default if node is None else node
-
-
-def _plain(value: Any) -> Any:
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(value):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency of rlinf-core
-        pass
-    return value
 
 
 def resolve_model_source(config: Any, component: str) -> ModelSource:

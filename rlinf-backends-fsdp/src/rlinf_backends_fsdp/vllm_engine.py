@@ -55,6 +55,9 @@ from typing import Any
 from rlinf_core.errors import ConfigError, suggestion_text
 from rlinf_core.interfaces import GenerationOutput, SamplingParams
 
+from rlinf_backends_fsdp.config_access import get as _get
+from rlinf_backends_fsdp.config_access import plain as _plain
+
 # torch, transformers and vllm are imported when an engine is built: the options classes here are
 # read by the plugin's config validation, which must stay cheap.
 
@@ -104,23 +107,6 @@ class VllmOptions:
                               f"got {opts.sleep_level!r}")
         check_positive(opts, "rollout.vllm", ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "kv_cache_space_gib"))
         return opts
-
-
-def _get(config: Any, dotted: str, default: Any = None) -> Any:
-    """``config.a.b`` for a DictConfig or nested dicts; ``default`` where missing or null."""
-    node = config
-    for part in dotted.split("."):
-        if node is None:
-            return default
-        node = node.get(part) if hasattr(node, "get") else getattr(node, part, None)
-    return default if node is None else node
-
-
-def _plain(value: Any) -> Any:
-    """Plain Python containers from an OmegaConf node (other values unchanged)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def read_options(cls: type, config: Any, section: str) -> Any:
