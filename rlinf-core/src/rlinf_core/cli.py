@@ -247,24 +247,23 @@ def plugins_check(name: str | None, as_json: bool) -> None:
     for rec in records:
         if rec.status == DISABLED:
             rows.append({"plugin": rec.name, "kind": None, "name": None, "status": "skipped" if not name else "failed",
-                         "problems": [f"plugin {rec.name!r} is {rec.error}; it was not checked"], "note": ""})
+                         "problems": [f"plugin {rec.name!r} is {rec.error}; it was not checked"]})
             continue
         if rec.status != LOADED:
             rows.append({"plugin": rec.name, "kind": None, "name": None, "status": "failed",
-                         "problems": [f"plugin {rec.name!r} ({rec.distribution} {rec.version}) is {rec.status}: {rec.error}"],
-                         "note": ""})
+                         "problems": [f"plugin {rec.name!r} ({rec.distribution} {rec.version}) is {rec.status}: {rec.error}"]})
             continue
         for spec in rec.components:
-            problems, note = spec.check()
+            problems = spec.check()
             rows.append({"plugin": rec.name, "kind": spec.kind, "name": spec.name, "status": "failed" if problems else "ok",
-                         "problems": problems, "note": note})
+                         "problems": problems})
     failed = [r for r in rows if r["status"] == "failed"]
     if as_json:
         click.echo(json.dumps({"results": rows, "ok": not failed}, indent=2))
     else:
         for r in rows:
             what = f"{r['kind']} {r['plugin']}:{r['name']}" if r["kind"] else f"plugin {r['plugin']}"
-            detail = "; ".join(r["problems"]) or r["note"]
+            detail = "; ".join(r["problems"])
             click.echo(f"{r['status']:<8} {what}" + (f": {detail}" if detail else ""))
         checked = sum(1 for r in rows if r["kind"])
         click.echo(f"{checked} component(s) checked, {len(failed)} failure(s)")

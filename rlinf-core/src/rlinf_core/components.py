@@ -136,19 +136,18 @@ class ComponentSpec:
             ) from exc
         return obj
 
-    def check(self) -> tuple[list[str], str]:
+    def check(self) -> list[str]:
         """Import the target and check it against its kind's interface (``rlinf plugins check``).
 
         Returns:
-            ``(problems, note)``: one message per problem (empty when it conforms), and a note on
-            what could not be checked (``""`` when everything was).
+            One message per problem; empty when it conforms.
         """
         try:
             obj = self.load()
         except ComponentLoadError as exc:
-            return [str(exc)], ""
-        problems, note = conformance(self.kind, obj)
-        return [f"{self.kind} {self.name!r} from {self.origin} (target {self.target!r}): {p}" for p in problems], note
+            return [str(exc)]
+        where = f"{self.kind} {self.name!r} from {self.origin} (target {self.target!r})"
+        return [f"{where}: {p}" for p in conformance(self.kind, obj)]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (used by ``rlinf components --json``)."""
@@ -165,8 +164,8 @@ class ComponentSpec:
         }
 
 
-def conformance(kind: str, obj: Any) -> tuple[list[str], str]:
-    """Check a loaded target against the interface of ``kind``; returns ``(problems, note)``.
+def conformance(kind: str, obj: Any) -> list[str]:
+    """Check a loaded target against the interface of ``kind``; returns one message per problem.
 
     Uses :func:`rlinf_core.interfaces.check_conformance` (callables, click commands, classes
     checked structurally against their Protocol); a ``placement`` must also accept
@@ -174,15 +173,12 @@ def conformance(kind: str, obj: Any) -> tuple[list[str], str]:
     """
     import inspect
 
-    try:
-        from rlinf_core.interfaces import check_conformance  # lazy: only `rlinf plugins check` needs it
-    except ImportError:
-        problems = [] if callable(obj) else [f"the target is a {type(obj).__name__}, not a class or callable"]
-        return problems, "loads; not checked against an interface (rlinf_core.interfaces is not available)"
+    from rlinf_core.interfaces import check_conformance  # lazy: only `rlinf plugins check` needs it
+
     problems = list(check_conformance(kind, obj))
     if kind == "placement" and not problems:
         try:
             inspect.signature(obj).bind({}, 1)
         except (TypeError, ValueError) as exc:
             problems.append(f"a placement must accept (groups, num_devices) like rlinf_core.runtime.placement.collocated: {exc}")
-    return problems, ""
+    return problems
