@@ -292,3 +292,23 @@ def test_references_follow_moved_keys_relative_ones_included():
     cfg = load_config(m.config)
     assert cfg.algorithm.sampling_params.max_new_tokens == 48 and cfg.env.train.init_params.camera_heights == 7
     assert {k.key: k.new_key for k in m.keys}["rollout.my_len"] == "extra.rollout.my_len"
+
+
+def test_migrate_applies_rlinf_overrides_before_mapping(tmp_path):
+    _write(tmp_path, {
+        "optim/slow.yaml": "lr: 1.0e-6\n", "optim/fast.yaml": "lr: 1.0e-4\n",
+        "exp.yaml": "defaults:\n  - optim@actor.optim: slow\n  - _self_\nrollout:\n  backend: huggingface\n",
+        "plain.yaml": "rollout:\n  backend: huggingface\n",
+    })
+    # a config-group override and a key override under RLinf's own name (rollout.backend -> rollout.rollout_backend)
+    result = CliRunner().invoke(main, ["config", "migrate", str(tmp_path / "exp.yaml"), "optim@actor.optim=fast",
+                                       "rollout.backend=vllm", "--json"])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.output)["config"]
+    assert config["actor"]["optim"]["lr"] == 1.0e-4 and config["rollout"]["rollout_backend"] == "vllm"
+    m = migrate_config(tmp_path / "plain.yaml", ["rollout.backend=sglang", "+runner.max_steps=3"])
+    assert m.config["rollout"]["rollout_backend"] == "sglang" and m.config["runner"]["max_steps"] == 3
+    with pytest.raises(ConfigError, match=r"override 'env/train=libero_10': a config group .* needs a 'defaults' list"):
+        migrate_config(tmp_path / "plain.yaml", ["env/train=libero_10"])
+    with pytest.raises(ConfigError, match=r"override 'runner.max_steps': expected key=value"):
+        migrate_config(tmp_path / "plain.yaml", ["runner.max_steps"])

@@ -62,14 +62,18 @@ def validate(path: str, overrides: tuple[str, ...]) -> None:
 
 @config.command("migrate")
 @click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the rlinf YAML here (default: standard output, with the report on standard error).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (and the migrated config) as JSON.")
-def migrate(path: str, output: str | None, as_json: bool) -> None:
+def migrate(path: str, overrides: tuple[str, ...], output: str | None, as_json: bool) -> None:
     """Turn an RLinf config (Hydra defaults composed) into one rlinf YAML, reporting every key:
-    kept, mapped (old -> new), dropped (why) or not supported yet (which feature)."""
+    kept, mapped (old -> new), dropped (why) or not supported yet (which feature).
+
+    OVERRIDES use RLinf's key names and Hydra's syntax (config groups included), as RLinf's run
+    scripts pass them: they are applied before migration."""
     try:
-        result = migrate_config(path)
+        result = migrate_config(path, overrides)
     except RlinfError as exc:
         raise click.ClickException(str(exc)) from exc
     text = result.to_yaml()

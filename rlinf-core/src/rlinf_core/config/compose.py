@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,11 @@ def _one_line(exc: BaseException) -> str:
     return lines[0].removesuffix(" Config search path:") if lines else type(exc).__name__
 
 
-def compose_file(path: str | Path) -> dict[str, Any]:
+def compose_file(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The config ``path`` composes to through its ``defaults`` list, as a plain dict (``${...}`` kept).
+
+    ``overrides`` are Hydra command-line overrides (``actor.model.model_path=/x``,
+    ``env/train=libero_10``, ``+new.key=1``), as RLinf's run scripts pass them.
 
     Raises:
         ConfigError: hydra-core missing (with the pip line), a group or option not found (with the
@@ -72,7 +75,7 @@ def compose_file(path: str | Path) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Hydra's deprecation chatter; errors still raise
             with initialize_config_dir(config_dir=str(path.parent), version_base=VERSION_BASE, job_name="rlinf"):
-                cfg = compose(config_name=path.name)
+                cfg = compose(config_name=path.name, overrides=list(overrides))
     except Exception as exc:
         raise ConfigError(f"config file {name}: {_composition_error(exc)}") from exc
     finally:

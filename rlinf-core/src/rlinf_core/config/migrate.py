@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,22 +230,41 @@ def _read_raw(path: Path) -> dict[str, Any]:
 _ORDER = [f.name for f in dataclasses.fields(RlinfConfig)]
 
 
-def migrate_config(source: str | Path | Mapping[str, Any]) -> Migration:
+def _apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` overrides (RLinf's names; a leading ``+``/``++`` is accepted) on a plain config."""
+    if not overrides:
+        return data
+    dotlist = []
+    for item in overrides:
+        key, sep, value = item.lstrip("+").partition("=")
+        if not sep or not key or "/" in key:
+            why = "a config group (a/b=...) needs a 'defaults' list in the file" if "/" in key else "expected key=value"
+            raise ConfigError(f"override {item!r}: {why}")
+        dotlist.append(f"{key}={value}")
+    merged = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(dotlist))
+    return OmegaConf.to_container(merged, resolve=False)  # type: ignore[return-value]
+
+
+def migrate_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> Migration:
     """Migrate an RLinf config file (or an already composed mapping) to rlinf's keys.
 
+    ``overrides`` use RLinf's key names, as its run scripts pass them (Hydra syntax, config groups
+    included, when the file has a ``defaults`` list); they are applied before migration.
+
     Raises:
-        ConfigError: the file is missing or not YAML, or its ``defaults`` do not compose.
+        ConfigError: the file is missing or not YAML, its ``defaults`` do not compose, or an
+            override is malformed.
     """
     keys: list[KeyReport] = []
     if isinstance(source, Mapping):
-        name, data = "<mapping>", dict(source)
+        name, data = "<mapping>", _apply_overrides(dict(source), overrides)
         raw: dict[str, Any] = dict(source)
     else:
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         name, raw = str(path), _read_raw(path)
-        data = compose_file(path) if has_defaults(raw) else dict(raw)
+        data = compose_file(path, overrides) if has_defaults(raw) else _apply_overrides(dict(raw), overrides)
     for entry in raw.get("defaults") or []:
         entry = ", ".join(f"{k}: {v}" for k, v in entry.items()) if isinstance(entry, dict) else str(entry)
         keys.append(KeyReport(entry, COMPOSED, reason="its keys are listed under their own paths"))
