@@ -1,5 +1,5 @@
-"""megatron-core training backend for rlinf (the megatron extra installs megatron-core). This
-release registers no components yet.
+"""megatron-core training backend for rlinf: the ``megatron`` training backend (the ``megatron`` extra
+installs megatron-core) and Hugging Face <-> megatron-core weight conversion.
 """
 
 __version__ = "0.1.0"
