@@ -14,6 +14,14 @@ Config it reads (the critic reads ``critic.model`` / ``critic.optim`` and the re
   reshard_after_forward}``. At world size 1 a ``param_dtype`` other than the weights' runs the
   forward under ``torch.autocast`` instead of FSDP's parameter casting.
 
+**Policy mode** (:mod:`rlinf_backends_fsdp.policy_training`): when ``actor.model.model_type`` names a
+``model`` component that is a :class:`~rlinf_core.interfaces.Policy` (``mlp``, ``cnn``, a VLA), the backend
+builds it with the env's spaces (``observation_space`` / ``action_space`` constructor arguments) and
+``train_step`` calls ``policy.evaluate(obs, actions, extras)`` per micro-batch of rows; optimizer,
+schedule, clipping, ``fully_shard`` at world size > 1, DCP checkpoints and ``export_weights`` (the
+policy's ``state_dict``) are the same as for a language model. The policy's own value head is
+trained by the same loss (actor-critic in one module): there is no critic role in policy mode.
+
 Padding: each forward drops the columns that are padding in every row (common left padding of the
 prompts, common right padding of the responses) and computes logits only at response positions
 (``logits_to_keep``); rows are not packed (no varlen attention).
@@ -131,7 +139,8 @@ class FSDPBackend:
     """
 
     def __init__(self, config: Any, *, role: str = "actor", rank: int = 0, world_size: int = 1,
-                 device: str = "cpu", total_steps: int | None = None):
+                 device: str = "cpu", total_steps: int | None = None, observation_space: Any = None,
+                 action_space: Any = None):
         if role not in ROLES:
             raise ValueError(f"fsdp backend: role {role!r} is not one of {', '.join(ROLES)}")
         self.config, self.role, self.rank, self.world_size = config, role, rank, world_size
@@ -150,6 +159,31 @@ class FSDPBackend:
         precision_key = f"{section}.model.precision"
         self.dtype = parse_dtype(_get(config, precision_key, "fp32"), precision_key)
         self.global_step = 0
+
+        from rlinf_backends_fsdp import policy_training
+
+        policy_cls = policy_training.policy_class(config, section)
+        #: A :class:`~rlinf_core.interfaces.Policy` trained through ``evaluate`` (see the module docstring).
+        self.policy_mode = policy_cls is not None
+        if self.policy_mode:
+            if role == "critic":
+                raise ValueError(f"fsdp backend: critic.model.model_type={_get(config, 'critic.model.model_type')} is a "
+                                 "policy; an embodied policy carries its own value head (actor.model.add_value_head), "
+                                 "so set critic.use_critic_model: false")
+            self.hf_config = None
+            model = policy_training.build_policy(policy_cls, config, section, observation_space=observation_space,
+                                                 action_space=action_space, seed=int(_get(config, "actor.seed", 1)))
+            if role == "reference":
+                model.requires_grad_(False)
+            model.to(self.device)
+            self._keep_logits = False
+            self.model = self._shard(model) if world_size > 1 else model
+            self.model.eval()
+            self.optimizer = None
+            self.scheduler = None
+            if role != "reference":
+                self._build_optimizer(section, total_steps)
+            return
 
         source = resolve_model_source(config, role)
         self.hf_config = load_hf_config(source)
@@ -183,6 +217,10 @@ class FSDPBackend:
         mesh = init_device_mesh(self.device.type, (self.world_size,))
         mp = MixedPrecisionPolicy(param_dtype=self.fsdp["param_dtype"], reduce_dtype=self.fsdp["reduce_dtype"])
         kwargs = {"mesh": mesh, "mp_policy": mp, "reshard_after_forward": self.fsdp["reshard_after_forward"]}
+        if self.policy_mode:
+            from rlinf_backends_fsdp.policy_training import shard_policy
+
+            return shard_policy(model, **kwargs)
         layers = _decoder_layer_classes(model)
         for module in list(model.modules()):
             if type(module).__name__ in layers:
@@ -288,7 +326,12 @@ class FSDPBackend:
         return out
 
     def _micro_batches(self, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
-        rows = int(batch["input_ids"].shape[0])
+        if self.policy_mode:
+            from rlinf_backends_fsdp.policy_training import num_rows, take_rows
+
+            rows = num_rows(batch)
+        else:
+            rows = int(batch["input_ids"].shape[0])
         m = self.micro_batch_size
         if rows % m:
             raise ValueError(
@@ -297,10 +340,18 @@ class FSDPBackend:
                 f"divides {rows}, or change data.rollout_batch_size / algorithm.group_size / algorithm.n_minibatches"
             )
         out = []
+        if self.policy_mode:
+            return [take_rows(dict(batch), slice(start, start + m), rows) for start in range(0, rows, m)]
         for start in range(0, rows, m):
             out.append({k: (v[start:start + m] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == rows else v)
                         for k, v in batch.items()})
         return out
+
+    def _policy_forward(self, mb: Mapping[str, Any]) -> dict[str, Any]:
+        from rlinf_backends_fsdp.policy_training import evaluate, to_device
+
+        with self._autocast():
+            return evaluate(self.model, to_device(mb, self.device))
 
     @torch.no_grad()
     def compute_log_probs(self, batch: Mapping[str, Any], *, temperature: float = 1.0,
@@ -310,15 +361,24 @@ class FSDPBackend:
         if self.role == "critic":
             raise RuntimeError("fsdp backend: compute_log_probs is for role actor/reference; a critic has compute_values")
         self.model.eval()
+        if self.policy_mode:
+            outs = [self._policy_forward(mb) for mb in self._micro_batches(batch)]
+            keys = ["log_probs"] + (["entropy"] if with_entropy else [])
+            return {k: torch.cat([o[k].detach() for o in outs]).cpu() for k in keys}
         parts = [self._forward(mb, temperature=temperature, with_entropy=with_entropy) for mb in self._micro_batches(batch)]
         return {k: torch.cat([p[k] for p in parts]).cpu() for k in parts[0]}
 
     @torch.no_grad()
     def compute_values(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Values ``(B, R)``: ``values[:, t]`` is V of the state before response token ``t`` (0 where masked)."""
+        self.model.eval()
+        if self.policy_mode:
+            outs = [self._policy_forward(mb) for mb in self._micro_batches(batch)]
+            if any(o.get("values") is None for o in outs):
+                raise RuntimeError("fsdp backend: the policy has no value head (set actor.model.add_value_head: true)")
+            return torch.cat([o["values"].detach() for o in outs]).cpu()
         if self.role != "critic":
             raise RuntimeError(f"fsdp backend: compute_values needs role critic (this backend is the {self.role})")
-        self.model.eval()
         return torch.cat([self._forward(mb, temperature=1.0, with_entropy=False)["values"]
                           for mb in self._micro_batches(batch)]).cpu()
 
@@ -344,7 +404,13 @@ class FSDPBackend:
         if self.optimizer is None:
             raise RuntimeError("fsdp backend: the reference model is frozen (role reference has no optimizer)")
         micro = self._micro_batches(batch)
-        mask = batch["response_mask"]
+        if self.policy_mode:  # one row per env step; loss_mask (B,) marks the rows that count
+            from rlinf_backends_fsdp.policy_training import num_rows
+
+            mask = batch.get("loss_mask")
+            mask = torch.ones(num_rows(batch), 1) if mask is None else mask.reshape(mask.shape[0], -1)
+        else:
+            mask = batch["response_mask"]
         if global_tokens is None:
             global_tokens = int(self._all_reduce(mask.sum().to(torch.float64)).item())
         if global_seqs is None:
@@ -358,8 +424,14 @@ class FSDPBackend:
             if self.world_size > 1:
                 self.model.set_requires_gradient_sync(last)
             mb["global_tokens"], mb["global_seqs"] = global_tokens, global_seqs
-            mb = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in mb.items()}
-            outputs = self._forward(mb, temperature=temperature, with_entropy=with_entropy)
+            if self.policy_mode:
+                from rlinf_backends_fsdp.policy_training import to_device
+
+                mb = to_device(mb, self.device)
+                outputs = self._policy_forward(mb)
+            else:
+                mb = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in mb.items()}
+                outputs = self._forward(mb, temperature=temperature, with_entropy=with_entropy)
             loss, metrics = loss_fn(outputs, mb)
             # FSDP averages gradients over ranks; the loss is normalised by global counts: sum instead
             (loss * self.world_size if self.world_size > 1 else loss).backward()

@@ -53,6 +53,9 @@ class ModelSource:
     config: dict[str, Any] | None = None
     tokenizer_path: str | None = None
     seed: int = 0
+    #: ``AutoTokenizer.from_pretrained`` options (``actor.tokenizer.use_fast`` / ``trust_remote_code``).
+    use_fast: bool = True
+    trust_remote_code: bool = False
 
 
 def resolve_model_source(config: Any, component: str) -> ModelSource:
@@ -64,15 +67,16 @@ def resolve_model_source(config: Any, component: str) -> ModelSource:
         "critic": ["critic.model.model_path", "actor.model.model_path"],
     }[component]
     tokenizer = _get(config, "actor.tokenizer.tokenizer_model")
-    seed = int(_get(config, "actor.seed", 0))
+    common = dict(tokenizer_path=str(tokenizer) if tokenizer else None, seed=int(_get(config, "actor.seed", 0)),
+                  use_fast=bool(_get(config, "actor.tokenizer.use_fast", True)),
+                  trust_remote_code=bool(_get(config, "actor.tokenizer.trust_remote_code", False)))
     for key in keys:
         path = _get(config, key)
         if path:
-            return ModelSource(key=key, path=str(path), tokenizer_path=str(tokenizer) if tokenizer else None, seed=seed)
+            return ModelSource(key=key, path=str(path), **common)
     build = _plain(_get(config, "actor.model.config")) or None
     if build:
-        return ModelSource(key="actor.model.config", config=dict(build),
-                           tokenizer_path=str(tokenizer) if tokenizer else None, seed=seed)
+        return ModelSource(key="actor.model.config", config=dict(build), **common)
     raise ValueError(
         f"{keys[0]} is not set: point it at a Hugging Face model directory (config.json + *.safetensors), "
         "or give actor.model.config (with model_type) to build a model from scratch"
@@ -131,7 +135,7 @@ def load_tokenizer(source: ModelSource):
     key = "actor.tokenizer.tokenizer_model" if source.tokenizer_path else source.key
     if path is None or not os.path.isdir(path):
         raise FileNotFoundError(f"{key}: tokenizer directory {path} does not exist")
-    return AutoTokenizer.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path, use_fast=source.use_fast, trust_remote_code=source.trust_remote_code)
 
 
 def load_causal_lm(source: ModelSource, *, dtype: torch.dtype = torch.float32, base_only: bool = False,

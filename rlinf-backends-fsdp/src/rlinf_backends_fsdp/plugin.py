@@ -33,6 +33,22 @@ def rlinf_register_rollout_engines() -> list[ComponentSpec]:
     ]
 
 
+#: Hugging Face causal-LM families under the names RLinf configs give them (``actor.model.model_type``,
+#: ``rollout.model.model_type``). The model itself comes from ``model_path`` (or ``actor.model.config``)
+#: through transformers' Auto classes, so any family transformers has loads; these names only declare it.
+_LM_FAMILIES = (("qwen2", ("qwen2.5",)), ("qwen3", ()), ("llama", ()), ("mistral", ()))
+
+
+@hookimpl
+def rlinf_register_models() -> list[ComponentSpec]:
+    return [
+        ComponentSpec("model", name, "rlinf_backends_fsdp.hf_model:load_causal_lm",
+                      f"{name} causal LM (transformers AutoModelForCausalLM from model_path), for the fsdp backend and "
+                      "the hf / vllm / sglang engines", requires=("transformers",), aliases=aliases)
+        for name, aliases in _LM_FAMILIES
+    ]
+
+
 #: Rollout engine -> the class that reads and checks its own section ``rollout.<engine>`` (torch-free).
 _ENGINE_OPTIONS = {"vllm": ("rlinf_backends_fsdp.vllm_engine", "VllmOptions"),
                    "sglang": ("rlinf_backends_fsdp.sglang_engine", "SGLangOptions")}

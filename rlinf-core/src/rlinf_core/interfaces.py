@@ -152,6 +152,19 @@ class TrainingBackend(Protocol):
     ``(B, R)`` (1 on real response tokens), and whatever the loss needs (``old_log_probs``,
     ``ref_log_probs``, ``advantages``, ``returns``, ``old_values``: ``(B, R)``). Every per-token
     output is ``(B, R)``, aligned with the response tokens.
+
+    **Policy mode** (embodied): when ``actor.model.model_type`` names a :class:`Policy`, the backend
+    builds it with the env's spaces, given as the keyword-only constructor arguments
+    ``observation_space`` and ``action_space`` (gymnasium spaces of one sub-env; ``None`` for a
+    language model). A batch then has one row per env step (an action chunk when ``K > 1``):
+    ``obs`` (the observation dict: ``state`` ``(B, S)``, ``images`` camera -> ``(B, H, W, 3)``,
+    ``instruction`` a list of ``B`` strings), ``actions`` ``(B, K, D)`` / ``(B, D)`` / ``(B,)``,
+    ``extras`` (the :class:`ActionSample` extras, batch-first), ``loss_mask`` ``(B,)`` (1 on rows
+    that count), and the loss's keys (``old_log_probs`` and ``advantages`` ``(B, K)`` or ``(B,)``,
+    ``returns`` / ``old_values`` ``(B,)``). ``train_step`` splits every entry (nested ones too) into
+    micro-batches of rows and gives ``loss_fn`` what ``policy.evaluate(obs, actions, extras)``
+    returns: ``{"log_probs", "entropy", "values"}``. ``compute_log_probs`` / ``compute_values`` take
+    the same batch.
     """
 
     def compute_log_probs(self, batch: Mapping[str, Any], *, temperature: float = 1.0,
