@@ -361,7 +361,7 @@ def test_plugins_check_reports_each_component_with_the_reason(fake_plugin, tmp_p
 
 def test_plugins_check_passes_on_good_plugins_and_reports_failed_ones(fake_plugin):
     placements = [line for line in cli("plugins", "check", "core").stdout.splitlines() if " placement " in line]
-    assert placements == [f"ok       placement core:{p}" for p in ("collocated", "disaggregated", "hybrid")]
+    assert placements == [f"ok       placement core:{p}" for p in ("collocated", "disaggregated", "hybrid", "auto")]
     assert cli("plugins", "check", "demo").exit_code == 0
     fake_plugin("raise RuntimeError('cannot import')", plugin="crashy")
     reset_plugins()  # discovery ran above, before this plugin existed

@@ -35,6 +35,6 @@ def test_plugins_list_shows_only_the_core_plugin():
     plugins = json.loads(out)["plugins"]
     assert [(p["name"], p["distribution"], p["status"]) for p in plugins] == [("core", "rlinf-core", "loaded")]
     assert {(c["kind"], c["name"]) for c in plugins[0]["components"]} == {
-        ("placement", "collocated"), ("placement", "disaggregated"), ("placement", "hybrid"),
-        ("reward", "math"), ("reward", "exact_match"), ("flow", "reasoning"),
+        ("placement", "collocated"), ("placement", "disaggregated"), ("placement", "hybrid"), ("placement", "auto"),
+        ("reward", "math"), ("reward", "exact_match"), ("flow", "reasoning"), ("flow", "embodied"),
     }

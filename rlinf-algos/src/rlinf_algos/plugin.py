@@ -24,7 +24,8 @@ def rlinf_register_algorithms() -> list[ComponentSpec]:
     return [
         # advantages: fn(*, rewards, mask, ...) -> (advantages, returns); group ones also take index= / group_size=
         ComponentSpec("advantage", "gae", f"{_A}:gae", "Generalized advantage estimation (token / chunk / action level)"),
-        ComponentSpec("advantage", "grpo", f"{_A}:grpo", "Group-normalized advantages (norm_by_std=False: Dr. GRPO)"),
+        ComponentSpec("advantage", "grpo", f"{_A}:grpo", "Group-normalized advantages (norm_by_std=False: Dr. GRPO)",
+                      aliases=("embodied_grpo",)),
         ComponentSpec("advantage", "dr_grpo", f"{_A}:dr_grpo", "GRPO without std normalization (Dr. GRPO)"),
         ComponentSpec("advantage", "rloo", f"{_A}:rloo", "REINFORCE leave-one-out baseline"),
         ComponentSpec("advantage", "reinforce_plus_plus", f"{_A}:reinforce_plus_plus",

@@ -51,7 +51,8 @@ def run(config: str, overrides: tuple[str, ...], resume: bool) -> None:
         metrics = flow.train(resume=resume)
     except RlinfError as exc:
         raise click.ClickException(str(exc)) from exc
-    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("reward/", "val/"))}
+    shown = {k: round(v, 4) for k, v in metrics.items()
+             if k.startswith(("reward/", "val/")) or k in ("env/success_rate", "env/episode_return")}
     click.echo(f"done: {run_dir} {json.dumps(shown)}")
 
 
@@ -61,7 +62,8 @@ def run(config: str, overrides: tuple[str, ...], resume: bool) -> None:
 @click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
               help="A checkpoint directory (default: the run directory's latest complete one).")
 def evaluate(config: str, overrides: tuple[str, ...], checkpoint: str | None) -> None:
-    """pass@1 / pass@k (runner.eval_pass_k) on data.val_data_paths, as JSON."""
+    """As JSON: pass@1 / pass@k (runner.eval_pass_k) on data.val_data_paths (reasoning), or the success
+    rate and return of deterministic episodes on env.eval (embodied)."""
     try:
         flow, _ = _flow(config, overrides)
         _setup_logging()

@@ -12,6 +12,8 @@ def rlinf_register_placement_strategies() -> list[ComponentSpec]:
         ComponentSpec("placement", "collocated", f"{_P}:collocated", "Every worker group on the same devices, taking turns"),
         ComponentSpec("placement", "disaggregated", f"{_P}:disaggregated", "Worker groups on separate devices, pipelined"),
         ComponentSpec("placement", "hybrid", f"{_P}:hybrid", "Some groups share devices, others are split"),
+        ComponentSpec("placement", "auto", f"{_P}:auto",
+                      "Chosen by the runtime: profiles the env and policy stages, picks mode, split and pipeline_stage_num"),
     ]
 
 
@@ -31,4 +33,7 @@ def rlinf_register_flows() -> list[ComponentSpec]:
     return [
         ComponentSpec("flow", "reasoning", "rlinf_core.flows.reasoning:ReasoningFlow",
                       "LLM RL on prompts with verifiable answers: rollout -> reward -> advantage -> update -> weight sync"),
+        ComponentSpec("flow", "embodied", "rlinf_core.flows.embodied:EmbodiedFlow",
+                      "PPO (GAE) / embodied GRPO on vector envs: env <-> policy pipeline -> advantage -> update -> weight sync",
+                      requires=("torch", "rlinf-algos")),
     ]

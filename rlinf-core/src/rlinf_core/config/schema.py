@@ -123,6 +123,10 @@ class AlgorithmConfig:
     logprob_type: str = "token_level"
     entropy_type: str = "token_level"
     entropy_bonus: float = 0.0
+    #: Embodied PPO: weight of the policy's own value-head loss in the actor's loss (actor-critic in one module).
+    value_loss_coef: float = bounded(0.5, ge=0)
+    #: Embodied GRPO: the per-episode score that is group-normalised, ``return`` or ``success``.
+    embodied_score: str = "return"
     filter_rewards: bool = False
     rewards_lower_bound: float | None = None
     rewards_upper_bound: float | None = None

@@ -12,7 +12,8 @@ move rank to rank. Under Ray, the env stepping of micro-batch ``j`` overlaps the
 of micro-batch ``j + 1``; under the inline executor the same code runs them one after the other.
 
 Worker protocol:
-    env ranks:     ``reset(mb, num_micro_batches) -> obs``, ``step(mb, actions) -> obs``
+    env ranks:     ``reset(mb, num_micro_batches) -> obs``, ``step(mb, actions) -> obs``, and with
+                   ``finish=NAME``: ``NAME(mb, actions) -> anything`` (after the last step)
     rollout ranks: ``act(obs) -> actions``
 """
 
@@ -24,8 +25,13 @@ from typing import Any
 from rlinf_core.runtime.executors.base import GroupFuture, WorkerGroup
 
 
-def run_env_rollout_loop(env: WorkerGroup, rollout: WorkerGroup, *, steps: int, stage_num: int = 1) -> list[Any]:
+def run_env_rollout_loop(env: WorkerGroup, rollout: WorkerGroup, *, steps: int, stage_num: int = 1,
+                         finish: str | None = None) -> list[Any]:
     """Run ``steps`` env steps for every micro-batch; returns the last observations, by micro-batch.
+
+    With ``finish``, the rollout acts once more on the last observations (e.g. to give the value
+    that bootstraps past the horizon) and the env rank's method ``finish`` takes ``(mb, output)``
+    instead of a step; its results are returned, by micro-batch.
 
     A failure anywhere in the chain raises :class:`~rlinf_core.runtime.WorkerError` naming the
     rank where it started (the executor traces a failed input back to the rank that produced it).
@@ -39,6 +45,10 @@ def run_env_rollout_loop(env: WorkerGroup, rollout: WorkerGroup, *, steps: int, 
         for j in range(stage_num):
             act = rollout.call("act", last[j].handles[0], ranks=[rollout_rank[j]])
             last[j] = env.call("step", j, act.handles[0], ranks=[env_rank[j]])
+    if finish is not None:
+        for j in range(stage_num):
+            act = rollout.call("act", last[j].handles[0], ranks=[rollout_rank[j]])
+            last[j] = env.call(finish, j, act.handles[0], ranks=[env_rank[j]])
     return [future.result()[0] for future in last]
 
 

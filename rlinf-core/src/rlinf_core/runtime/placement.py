@@ -166,6 +166,13 @@ def hybrid(groups: Mapping[str, GroupPlacement], num_devices: int) -> Placement:
     return Placement("hybrid", num_devices, dict(groups))
 
 
+def auto(groups: Mapping[str, GroupPlacement], num_devices: int) -> Placement:
+    """``cluster.placement: auto`` (listed with the strategies): the :class:`~rlinf_core.runtime.Runtime`
+    replaces it with the mode it chooses from a stage profile, so it is never called as a strategy."""
+    raise ConfigError("cluster.placement=auto is resolved by the Runtime from a stage profile; this flow gave none: "
+                      "choose one of collocated, disaggregated, hybrid")
+
+
 def resolve_placement(
     cluster: Any, plugins: Any, needed: Iterable[str], num_devices: int, known_groups: Iterable[str] = KNOWN_GROUPS,
 ) -> Placement:

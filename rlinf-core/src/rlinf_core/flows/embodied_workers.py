@@ -1,0 +1,373 @@
+"""The embodied flow's workers: env ranks (vector envs, one per micro-batch), rollout ranks (a copy of
+the policy that samples actions) and the actor (the training backend in policy mode). Needs torch.
+
+Env ranks follow :func:`rlinf_core.runtime.pipeline.run_env_rollout_loop`: micro-batch ``j`` of
+``stage_num`` lives on env rank ``j % E`` and holds ``total_num_envs / stage_num`` sub-envs, global
+env indices ``j * n .. (j + 1) * n - 1``. Each training step starts fresh episodes, reset from seeds
+derived from ``(env seed, step, rollout epoch)`` (so a resumed run sees the same episodes); within the
+step, sub-envs auto-reset. What an env rank records per micro-batch (``collect``):
+
+- per sub-env and step ``(N, T)``: ``values`` V(s_t) from the rollout, ``final_values`` V(final
+  observation) where the sub-env's episode ended during the step (0 elsewhere), ``valid`` (False after
+  the first episode's end in ``group`` mode, embodied GRPO);
+- rewards, terminated, truncated ``(N, T, K)`` (``K`` = action chunk, 1 for single steps);
+- ``last_values`` ``(N,)``: V of the observation after the horizon (bootstraps the unfinished episodes);
+- ``rows``: the training rows, env-major (row ``i * T + t``): ``obs``, ``actions``, ``log_probs``, ``extras``;
+- ``episodes``: (return, length, success) of every episode that ended, and per sub-env the
+  first episode's return / success (the GRPO score); returns are the env's own rewards (before
+  ``reward_coef``, which scales only what the policy is trained on).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlinf_core.runtime import Worker
+
+log = logging.getLogger("rlinf.flow")
+
+
+def _config(container: Mapping[str, Any]) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(dict(container))
+
+
+def _load(kind: str, name: str) -> Any:
+    from rlinf_core.plugins import get_plugins
+
+    return get_plugins(strict=False).registries.load(kind, name)
+
+
+def to_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A CPU tensor from a numpy array, list or tensor (on any device)."""
+    t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return t.to(dtype) if dtype is not None else t
+
+
+def obs_to_cpu(obs: Mapping[str, Any]) -> dict[str, Any]:
+    """An observation dict with CPU tensors (``instruction`` stays a list of strings)."""
+    out: dict[str, Any] = {}
+    for k, v in obs.items():
+        if isinstance(v, Mapping):
+            out[k] = obs_to_cpu(v)
+        elif k == "instruction" or isinstance(v, (list, tuple)) and v and isinstance(v[0], str):
+            out[k] = list(v)
+        else:
+            out[k] = to_tensor(v)
+    return out
+
+
+def stack_steps(items: list[Any]) -> Any:
+    """``T`` per-step values (tensors ``(N, ...)``, dicts of them, lists of ``N`` strings) -> env-major
+    rows ``(N * T, ...)`` (lists: ``N * T`` items)."""
+    first = items[0]
+    if isinstance(first, Mapping):
+        return {k: stack_steps([it[k] for it in items]) for k in first}
+    if isinstance(first, list):
+        n, t = len(first), len(items)
+        return [items[s][i] for i in range(n) for s in range(t)]
+    stacked = torch.stack([to_tensor(it) for it in items], dim=1)  # (N, T, ...)
+    return stacked.reshape(stacked.shape[0] * stacked.shape[1], *stacked.shape[2:])
+
+
+def _per_step(x: Any, n: int, k: int, dtype: torch.dtype) -> torch.Tensor:
+    t = to_tensor(x, dtype)
+    return t.reshape(n, k) if t.dim() == 2 else t.reshape(n, 1).expand(n, k).clone()
+
+
+class EmbodiedEnvWorker(Worker):
+    """Holds the vector envs of ``env.<split>`` for the micro-batches this rank serves.
+
+    Args:
+        config: the experiment config as a plain container.
+        split: ``train`` or ``eval``.
+        mode: ``continue`` (PPO: sub-envs auto-reset for the whole rollout), ``group`` (embodied GRPO:
+            groups of ``env.<split>.group_size`` sub-envs reset from the same seed, only the first
+            episode counts) or ``episode`` (evaluation: one episode per sub-env from seed + index).
+    """
+
+    def __init__(self, config: Mapping[str, Any], split: str = "train", mode: str = "continue"):
+        cfg = _config(config)
+        self.section = cfg.env[split]
+        self.split, self.mode = split, mode
+        self.env_cls = _load("env", str(self.section.simulator_type))
+        self.total = int(self.section.total_num_envs)
+        self.group_size = int(self.section.group_size)
+        self.reward_coef = float(self.section.reward_coef)
+        self.ignore_terminations = bool(self.section.ignore_terminations)
+        self.seed = int(self.section.seed)
+        self.device_name = "cpu" if self.device_type == "cpu" else "cuda"
+        self.envs: dict[int, Any] = {}
+        self.per_mb = 0
+        self.step_id, self.epoch_id = 0, 0
+        self.video = bool(self.section.video_cfg.save_video) and mode == "episode"
+        self._state: dict[int, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self, stage_num: int) -> list[int]:
+        """Build one vector env per micro-batch ``j`` with ``j % world_size == rank``; returns their ids."""
+        if self.total % stage_num:
+            raise ValueError(f"env.{self.split}.total_num_envs={self.total} must split into rollout.pipeline_stage_num="
+                             f"{stage_num} equal micro-batches")
+        self.per_mb = self.total // stage_num
+        mine = [j for j in range(stage_num) if j % self.world_size == self.rank]
+        for j in mine:
+            if j not in self.envs:
+                self.envs[j] = self.env_cls(self.section, num_envs=self.per_mb, seed=self.seed + j * self.per_mb,
+                                            device=self.device_name)
+        return mine
+
+    def spaces(self) -> tuple[Any, Any]:
+        """The observation and action spaces of one sub-env (gymnasium spaces)."""
+        env = next(iter(self.envs.values()))
+        return env.observation_space, env.action_space
+
+    def begin(self, step: int, epoch: int = 0) -> None:
+        """Set the training step and rollout epoch the next resets draw their seeds from."""
+        self.step_id, self.epoch_id = int(step), int(epoch)
+
+    def _reset_seeds(self, mb: int) -> list[int]:
+        idx = [mb * self.per_mb + i for i in range(self.per_mb)]
+        if self.mode == "group":  # the sub-envs of a group share a seed: the same initial state
+            base = self.seed + 1_000_003 * (self.step_id * 97 + self.epoch_id + 1)
+            return [base + i // self.group_size for i in idx]
+        if self.mode == "episode":
+            return [self.seed + 1_000_003 * self.epoch_id + i for i in idx]
+        return [self.seed + 1_000_003 * (self.step_id * 97 + self.epoch_id + 1) + i for i in idx]
+
+    # ------------------------------------------------------------------ the loop (run_env_rollout_loop)
+
+    def reset(self, mb: int, num_micro_batches: int = 1) -> dict[str, Any]:
+        if mb not in self.envs:
+            self.setup(num_micro_batches)
+        env = self.envs[mb]
+        obs, _ = env.reset(seed=self._reset_seeds(mb))
+        n = self.per_mb
+        self._state[mb] = {
+            "obs": obs_to_cpu(obs), "rows": [], "values": [], "final_values": [], "rewards": [], "terminated": [],
+            "truncated": [], "pending_final": None, "last_values": None,
+            "ep_return": np.zeros(n), "ep_len": np.zeros(n, dtype=np.int64), "ep_success": np.zeros(n, dtype=bool),
+            "done_once": np.zeros(n, dtype=bool), "first_return": np.zeros(n), "first_success": np.zeros(n, dtype=bool),
+            "valid": [], "episodes": [], "frames": [],
+        }
+        if self.video:
+            self._state[mb]["frames"].append(self._frame(obs))
+        return {"obs": self._state[mb]["obs"], "final_obs": None}
+
+    def _frame(self, obs: Mapping[str, Any]) -> np.ndarray | None:
+        images = obs.get("images") or {}
+        if not images:
+            return None
+        cam = sorted(images)[0]
+        return np.asarray(to_tensor(images[cam]).numpy(), dtype=np.uint8)
+
+    def _record_policy(self, st: dict[str, Any], out: Mapping[str, Any]) -> None:
+        """The final values an ``act`` computed belong to the previous step's ended sub-envs."""
+        if st["pending_final"] is not None:
+            fv = out.get("final_values")
+            mask = st["pending_final"]
+            vals = torch.zeros(self.per_mb) if fv is None else to_tensor(fv, torch.float32).reshape(-1)
+            st["final_values"].append(torch.where(torch.as_tensor(mask), vals, torch.zeros(())))
+            st["pending_final"] = None
+        elif st["rewards"]:
+            st["final_values"].append(torch.zeros(self.per_mb))
+
+    def step(self, mb: int, out: Mapping[str, Any]) -> dict[str, Any]:
+        """Record the policy's output for the current observation, step the envs, track episodes."""
+        st, env, n = self._state[mb], self.envs[mb], self.per_mb
+        self._record_policy(st, out)
+        values = out.get("values")
+        st["values"].append(torch.zeros(n) if values is None else to_tensor(values, torch.float32).reshape(n))
+        st["rows"].append({"obs": st["obs"], "actions": to_tensor(out["actions"]), "log_probs": to_tensor(out["log_probs"]),
+                           "extras": {k: to_tensor(v) for k, v in (out.get("extras") or {}).items()}})
+        st["valid"].append(torch.as_tensor(~st["done_once"]))
+        obs, rew, term, trunc, info = env.step(out["actions"])
+        rew_t = to_tensor(rew, torch.float32)
+        k = 1 if rew_t.dim() == 1 else rew_t.shape[1]
+        rewards = _per_step(rew_t, n, k, torch.float32) * self.reward_coef
+        terminated = _per_step(term, n, k, torch.bool)
+        truncated = _per_step(trunc, n, k, torch.bool)
+        if self.ignore_terminations:
+            terminated = torch.zeros_like(terminated)
+        if "step_success" in info:
+            succ = _per_step(info["step_success"], n, k, torch.bool)
+        else:  # success of the whole call, counted at its last step
+            succ = torch.zeros(n, k, dtype=torch.bool)
+            succ[:, -1] = to_tensor(info.get("success", np.zeros(n, dtype=bool)), torch.bool).reshape(n)
+        st["rewards"].append(rewards)
+        st["terminated"].append(terminated)
+        st["truncated"].append(truncated)
+        done = (terminated | truncated).numpy()
+        r, s = _per_step(rew_t, n, k, torch.float32).numpy(), succ.numpy()  # episode stats in the env's own reward
+        for j in range(k):
+            st["ep_return"] += r[:, j]
+            st["ep_len"] += 1
+            st["ep_success"] |= s[:, j]
+            for i in np.flatnonzero(done[:, j]):
+                st["episodes"].append((float(st["ep_return"][i]), int(st["ep_len"][i]), bool(st["ep_success"][i])))
+                if not st["done_once"][i]:
+                    st["done_once"][i] = True
+                    st["first_return"][i], st["first_success"][i] = st["ep_return"][i], st["ep_success"][i]
+                st["ep_return"][i], st["ep_len"][i], st["ep_success"][i] = 0.0, 0, False
+        ended = done.any(axis=1)
+        final_obs = None
+        if ended.any() and "final_observation" in info:
+            final_obs = obs_to_cpu(info["final_observation"])
+            st["pending_final"] = ended
+        elif ended.any():  # no final observation: the truncated ones cannot be bootstrapped
+            st["pending_final"] = None
+        st["obs"] = obs_to_cpu(obs)
+        if self.video:
+            st["frames"].append(self._frame(obs))
+        return {"obs": st["obs"], "final_obs": final_obs}
+
+    def finish(self, mb: int, out: Mapping[str, Any]) -> int:
+        """After the last step: the final values of its ended sub-envs and V(last observation)."""
+        st, n = self._state[mb], self.per_mb
+        self._record_policy(st, out)
+        values = out.get("values")
+        st["last_values"] = torch.zeros(n) if values is None else to_tensor(values, torch.float32).reshape(n)
+        return len(st["rewards"])
+
+    def collect(self, mb: int) -> dict[str, Any]:
+        """The micro-batch's trajectories (see the module docstring), CPU tensors."""
+        st, n = self._state[mb], self.per_mb
+        if st["last_values"] is None:
+            raise RuntimeError("collect() before finish(): run the loop with finish='finish'")
+        unfinished = ~st["done_once"]  # first episode still running: its score so far
+        first_return = np.where(unfinished, st["ep_return"], st["first_return"])
+        first_success = np.where(unfinished, st["ep_success"], st["first_success"])
+        return {
+            "rows": {k: stack_steps([r[k] for r in st["rows"]]) for k in ("obs", "actions", "log_probs", "extras")},
+            "values": torch.stack(st["values"], 1), "final_values": torch.stack(st["final_values"], 1),
+            "rewards": torch.stack(st["rewards"], 1), "terminated": torch.stack(st["terminated"], 1),
+            "truncated": torch.stack(st["truncated"], 1), "valid": torch.stack(st["valid"], 1),
+            "last_values": st["last_values"], "episodes": list(st["episodes"]),
+            "first_return": torch.as_tensor(first_return, dtype=torch.float32),
+            "first_success": torch.as_tensor(first_success),
+            "env_index": torch.arange(mb * n, (mb + 1) * n),
+        }
+
+    def frames(self, mb: int) -> list[np.ndarray]:
+        """Per sub-env, the frames ``(T + 1, H, W, 3)`` of the rollout (``episode`` mode with videos)."""
+        frames = [f for f in self._state[mb]["frames"] if f is not None]
+        if not frames:
+            return []
+        stacked = np.stack(frames, axis=1)  # (N, T+1, H, W, 3)
+        return [stacked[i] for i in range(stacked.shape[0])]
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+        self.envs.clear()
+
+
+class _OnDevice(Worker):
+    @property
+    def device(self) -> str:
+        if self.device_type == "cpu":
+            return "cpu"
+        return "cuda" if self.executor == "ray" else f"cuda:{self.devices[0]}"
+
+
+def state_values(policy: Any, obs: Mapping[str, Any]) -> Any:
+    """V(obs) ``(N,)`` of a policy: its ``values`` method when it has one, else ``sample(...).values``."""
+    if callable(getattr(policy, "values", None)):
+        return policy.values(obs)
+    return policy.sample(obs, deterministic=True).values
+
+
+class PolicyRolloutWorker(_OnDevice):
+    """A copy of the policy (``actor.model.model_type``) that samples actions; weights come from the actor."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.cfg = _config(config)
+        self.policy: Any = None
+        self.deterministic = False
+        self.version = 0
+
+    def build(self, observation_space: Any, action_space: Any) -> int:
+        cls = _load("model", str(self.cfg.actor.model.model_type))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.cfg.actor.seed))
+            self.policy = cls(self.cfg.actor.model, observation_space=observation_space, action_space=action_space)
+        self.policy.to(self.device).eval()
+        return sum(p.numel() for p in self.policy.parameters())
+
+    def reseed(self, seed: int, deterministic: bool = False) -> None:
+        """Seed the sampling RNG (per training step, so that a resumed run samples the same actions)."""
+        torch.manual_seed(int(seed) + 7919 * self.rank)
+        self.deterministic = bool(deterministic)
+
+    @torch.no_grad()
+    def act(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        sample = self.policy.sample(payload["obs"], deterministic=self.deterministic)
+        out = {"actions": to_tensor(sample.actions), "log_probs": to_tensor(sample.log_probs),
+               "values": None if sample.values is None else to_tensor(sample.values, torch.float32),
+               "extras": {k: to_tensor(v) for k, v in (sample.extras or {}).items()}, "final_values": None}
+        final = payload.get("final_obs")
+        if final is not None and sample.values is not None:
+            out["final_values"] = to_tensor(state_values(self.policy, final), torch.float32)
+        return out
+
+    def load_weights(self, state: Mapping[str, Any] | None, version: int) -> int:
+        if state is None:
+            raise RuntimeError("weight sync: the actor's rank 0 sent no weights")
+        self.policy.load_state_dict(dict(state))
+        self.version = int(version)
+        return self.version
+
+    def offload(self) -> None:
+        if self.policy is not None and self.device != "cpu":
+            self.policy.to("cpu")
+
+    def onload(self) -> None:
+        if self.policy is not None and self.device != "cpu":
+            self.policy.to(self.device)
+
+
+class PolicyActorWorker(_OnDevice):
+    """The training backend (``actor.training_backend``) in policy mode, built once the env's spaces are known."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.cfg = _config(config)
+        self.backend: Any = None
+
+    def build(self, observation_space: Any, action_space: Any, total_steps: int | None = None) -> dict[str, Any]:
+        backend_cls = _load("training_backend", str(self.cfg.actor.training_backend))
+        self.backend = backend_cls(self.cfg, role="actor", rank=self.rank, world_size=self.world_size, device=self.device,
+                                   total_steps=total_steps, observation_space=observation_space, action_space=action_space)
+        if not getattr(self.backend, "policy_mode", True):
+            raise ValueError(f"actor.training_backend={self.cfg.actor.training_backend}: the backend did not build "
+                             f"actor.model.model_type={self.cfg.actor.model.model_type} as a policy")
+        return {"policy_mode": True}
+
+    def train_step(self, batch: Mapping[str, Any], loss_fn: Any, global_tokens: int | None = None,
+                   global_seqs: int | None = None) -> dict[str, float]:
+        return self.backend.train_step(batch, loss_fn, global_tokens=global_tokens, global_seqs=global_seqs)
+
+    def export_state(self) -> dict[str, Any] | None:
+        """The full state dict on rank 0 (``None`` elsewhere); a collective: every rank calls it."""
+        state = {name: t.detach().cpu().clone() for name, t in self.backend.export_weights()}
+        return state if self.rank == 0 else None
+
+    def save_checkpoint(self, path: str) -> None:
+        self.backend.save_checkpoint(path)
+
+    def load_checkpoint(self, path: str) -> None:
+        self.backend.load_checkpoint(path)
+
+    def offload(self) -> None:
+        if self.backend is not None:
+            self.backend.offload()
+
+    def onload(self) -> None:
+        if self.backend is not None:
+            self.backend.onload()
