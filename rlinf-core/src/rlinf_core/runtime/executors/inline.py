@@ -3,7 +3,8 @@
 Calls run at once, in the caller's thread, so breakpoints and stack traces work as in any Python
 program. A group placed on several devices runs as one rank here (a note is logged). A call cannot be
 interrupted here, so ``cluster.call_timeout_s`` does not apply; the watchdog still logs a late call's
-stack. A worker's ``SystemExit`` becomes a :class:`WorkerError` (it never ends the driver).
+stack. A worker's ``SystemExit`` becomes a :class:`WorkerError` (it never ends the driver). Removing a
+group or shutting down calls each worker's ``close()`` where it defines one.
 """
 
 from __future__ import annotations
@@ -100,10 +101,28 @@ class InlineExecutor(Executor):
     def remove_group(self, group: WorkerGroup) -> None:
         if group in self._groups:
             self._groups.remove(group)
+            _close(group)
 
     def channel(self, name: str, maxsize: int = 0) -> InlineChannel:
         return InlineChannel(name, maxsize)
 
     def shutdown(self) -> None:
-        self._groups.clear()
+        """Close every worker (last created first), then forget them; safe to call twice."""
+        groups, self._groups = self._groups[::-1], []
+        for group in groups:
+            _close(group)
         self._watchdog.stop()
+
+
+def _close(group: InlineGroup) -> None:
+    """Call the worker's ``close()`` if it has one (engines free their memory and subprocesses there);
+    an error is logged, never raised, so that one worker cannot keep the others open."""
+    close = getattr(group.worker, "close", None)
+    if not callable(close):
+        return
+    try:
+        close()
+    except KeyboardInterrupt:
+        raise
+    except Exception:
+        log.warning("worker group %r: close() failed\n%s", group.name, traceback.format_exc())
