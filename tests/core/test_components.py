@@ -63,7 +63,7 @@ def test_to_dict_round_trips_the_fields():
     d = spec.to_dict()
     assert d == {
         "kind": "kl", "name": "k3", "target": "m:f", "description": "low variance", "requires": [], "extra": None,
-        "aliases": ["low_var_kl"], "plugin": "algos", "distribution": "rlinf-algos",
+        "aliases": ["low_var_kl"], "options": None, "options_key": None, "plugin": "algos", "distribution": "rlinf-algos",
     }
 
 

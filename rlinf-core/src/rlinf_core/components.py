@@ -59,6 +59,10 @@ class ComponentSpec:
         extra: the extra of the providing distribution that installs ``requires``; used for the
             ``pip install 'dist[extra]'`` hint (``"a|b"``: either extra, e.g. GPU or CPU builds).
         aliases: other names that resolve to this component (e.g. RLinf's ``reinpp``).
+        options: ``"package.module:Dataclass"`` of the component's own config section, checked by
+            ``rlinf config validate`` (see :mod:`rlinf_core.config.options`); ``None``: it has none.
+        options_key: the key of that section beside the key that chooses the component; default
+            the component's name (``rollout.vllm``), ``init_params`` for envs, ``config`` for models.
     """
 
     kind: str
@@ -68,6 +72,8 @@ class ComponentSpec:
     requires: tuple[str, ...] = ()
     extra: str | None = None
     aliases: tuple[str, ...] = ()
+    options: str | None = None
+    options_key: str | None = None
     #: Filled in by discovery: the plugin (entry-point name) and distribution that registered it.
     plugin: str | None = field(default=None, compare=False)
     distribution: str | None = field(default=None, compare=False)
@@ -83,6 +89,12 @@ class ComponentSpec:
                     f"ComponentSpec name {n!r} ({self.kind}) is invalid: use letters, digits and '_.+-', "
                     "starting with a letter or digit"
                 )
+        if self.options is not None and (not isinstance(self.options, str) or not _TARGET_RE.match(self.options)):
+            raise ValueError(f"ComponentSpec.options {self.options!r} of {self.kind} {self.name!r} must look like "
+                             "'package.module:Dataclass'")
+        if self.options_key is not None and not (isinstance(self.options_key, str) and self.options_key.isidentifier()):
+            raise ValueError(f"ComponentSpec.options_key {self.options_key!r} of {self.kind} {self.name!r} must be "
+                             "a config key (letters, digits, '_')")
         if not isinstance(self.target, str) or not _TARGET_RE.match(self.target):
             raise ValueError(
                 f"ComponentSpec.target {self.target!r} of {self.kind} {self.name!r} must look like 'package.module:attribute'"
@@ -147,7 +159,22 @@ class ComponentSpec:
         except ComponentLoadError as exc:
             return [str(exc)]
         where = f"{self.kind} {self.name!r} from {self.origin} (target {self.target!r})"
-        return [f"{where}: {p}" for p in conformance(self.kind, obj)]
+        return [f"{where}: {p}" for p in conformance(self.kind, obj)] + self._options_problems()
+
+    def _options_problems(self) -> list[str]:
+        """The declared options class loads, and its defaults pass its own checks."""
+        if self.options is None:
+            return []
+        from rlinf_core.config.options import load_options_class, options_key  # lazy: needs omegaconf
+        from rlinf_core.config.sections import section_problems
+        from rlinf_core.errors import ConfigError
+
+        try:
+            cls = load_options_class(self)
+        except ConfigError as exc:
+            return list(exc.problems)
+        return [f"{self.kind} {self.name!r} from {self.origin}: the defaults of {self.options!r} fail its checks: {p}"
+                for p in section_problems({}, cls, options_key(self))]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (used by ``rlinf components --json``)."""
@@ -159,6 +186,8 @@ class ComponentSpec:
             "requires": list(self.requires),
             "extra": self.extra,
             "aliases": list(self.aliases),
+            "options": self.options,
+            "options_key": self.options_key,
             "plugin": self.plugin,
             "distribution": self.distribution,
         }

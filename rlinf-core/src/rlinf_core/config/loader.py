@@ -14,15 +14,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from rlinf_core.config.checks import cross_field_problems, interpolation_problems, placement_problems
-from rlinf_core.config.compat import apply_renames
+from rlinf_core.config.compat import apply_renames, get_path
 from rlinf_core.config.compose import compose_file, has_defaults
 from rlinf_core.config.migrate import rlinf_only_keys
+from rlinf_core.config.options import chosen_components, option_problems, options_path
 from rlinf_core.config.ranges import range_problems
 from rlinf_core.config.schema import COMPONENT_KEYS, RlinfConfig
+from rlinf_core.config.sections import check_keys, first_line
 from rlinf_core.errors import ComponentError, ConfigError, suggestion_text
 from rlinf_core.runtime.executors import EXECUTORS
 from rlinf_core.runtime.placement import AUTO
@@ -33,16 +35,11 @@ HYDRA_HINT = (
 )
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(getattr(exc, "msg", None) or exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _yaml_error(exc: BaseException, position: bool = True) -> str:
     """One line from a YAML error: ``line L, column C: problem (context)``; other errors: their first line."""
     mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
     if mark is None or problem is None:
-        return _first_line(exc)
+        return first_line(exc)
     context = getattr(exc, "context", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if position else ""
     return f"{where}{problem}" + (f" ({context})" if context else "")
@@ -63,27 +60,6 @@ def _libyaml_error(text: str) -> Exception | None:
     return None
 
 
-def _check_keys(data: dict[str, Any], schema: type, prefix: str, problems: list[str]) -> None:
-    hints = typing.get_type_hints(schema)
-    names = [f.name for f in dataclasses.fields(schema)]
-    for key in [k for k in names if k in data and data[k] is None and dataclasses.is_dataclass(hints[k])]:
-        del data[key]  # `actor:` with nothing under it: the section's defaults
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if key not in names:
-            section = prefix[:-1] or "the top level"
-            hint = HYDRA_HINT if not prefix and key in ("defaults", "hydra") else ""
-            problems.append(
-                f"unknown config key '{path}'.{suggestion_text(str(key), names)} "
-                f"Valid keys of {section}: {', '.join(names)}{hint}"
-            )
-        elif dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
-            _check_keys(value, hints[key], f"{path}.", problems)
-        elif dataclasses.is_dataclass(hints[key]) and not (isinstance(value, str) and "${" in value):
-            keys = ", ".join(f.name for f in dataclasses.fields(hints[key]))
-            problems.append(f"config key '{path}' is a section and must hold keys, not {value!r}. Valid keys of {path}: {keys}")
-
-
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     """``["a.b=1", "c=x"]`` -> nested dict (values parsed as YAML)."""
     merged = OmegaConf.create()
@@ -94,7 +70,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         try:
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as exc:
-            raise ConfigError(f"override {item!r}: {_first_line(exc)}") from exc
+            raise ConfigError(f"override {item!r}: {first_line(exc)}") from exc
         except Exception as exc:  # a YAML error in the value
             exc = _libyaml_error(value) or exc
             raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_error(exc, position=False)}; "
@@ -117,7 +93,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {name}: {_first_line(exc)}") from exc
+        raise ConfigError(f"cannot read config file {name}: {first_line(exc)}") from exc
     if not [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
             and ln.strip() not in ("---", "...")]:
         raise ConfigError(f"config file {name} is empty; write the sections to set (e.g. 'cluster: "
@@ -171,25 +147,63 @@ def load_config(
     if overrides:
         _merge_into(data, parse_overrides(overrides))
     apply_renames(data, notes)
+    component_sections = _component_sections(data, plugins)
     problems: list[str] = []
-    _check_keys(data, RlinfConfig, "", problems)
+    check_keys(data, RlinfConfig, "", problems, allowed=component_sections,
+               hints={"defaults": HYDRA_HINT, "hydra": HYDRA_HINT})
     if problems:
         if not isinstance(source, Mapping) and source is not None and rlinf_only_keys(data):
             problems.append(f"{str(source)!r} looks like an RLinf config: `rlinf config migrate {source} -o NEW.yaml` "
                             "writes it with rlinf's keys and reports what happens to each key")
         raise ConfigError(problems)
+    own = {path: _pop_path(data, path) for path in component_sections}  # not in the schema: added after the merge
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(RlinfConfig), data)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
-        raise ConfigError(f"config key '{key}': {_first_line(exc)}" if key else f"config: {_first_line(exc)}") from exc
+        raise ConfigError(f"config key '{key}': {first_line(exc)}" if key else f"config: {first_line(exc)}") from exc
     assert isinstance(cfg, DictConfig)
+    for path, value in own.items():
+        parent, _, key = path.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        with open_dict(node):
+            node[key] = value
     problems = range_problems(cfg, RlinfConfig) + cross_field_problems(cfg)
     if problems:
         raise ConfigError(problems)
     if plugins is not None:
         plugins.call_each("rlinf_configure", config=cfg)
     return cfg
+
+
+def _component_sections(data: dict[str, Any], plugins: Any) -> set[str]:
+    """Paths of the option sections (``options.py``) of the components ``data`` chooses that the
+    schema does not hold (a third-party engine's ``rollout.<name>``): accepted when given."""
+    if plugins is None:
+        return set()
+    paths = set()
+    for key, spec in chosen_components(lambda k: get_path(data, k), plugins.registries):
+        path = options_path(key, spec)
+        if get_path(data, path) is not None and not _in_schema(path):
+            paths.add(path)
+    return paths
+
+
+def _in_schema(path: str) -> bool:
+    schema: Any = RlinfConfig
+    for part in path.split("."):
+        fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+        if fields is None:
+            return True  # under a free-form dict field
+        if part not in fields:
+            return False
+        schema = typing.get_type_hints(schema)[part]
+    return True
+
+
+def _pop_path(data: dict[str, Any], path: str) -> Any:
+    parent, _, key = path.rpartition(".")
+    return (get_path(data, parent) if parent else data).pop(key)
 
 
 def validate_config(cfg: DictConfig, plugins: Any, notes: list[str] | None = None) -> None:
@@ -214,6 +228,8 @@ def validate_config(cfg: DictConfig, plugins: Any, notes: list[str] | None = Non
         except ComponentError as exc:
             problems.append(f"{key}: {exc}")
     problems += placement_problems(cfg, plugins, notes)
+    if not unresolved:
+        problems += option_problems(cfg, plugins.registries)
     executor = OmegaConf.select(cfg, "cluster.executor", throw_on_resolution_failure=False)
     if executor is not None and executor not in EXECUTORS:
         problems.append(

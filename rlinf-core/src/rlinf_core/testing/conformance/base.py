@@ -82,7 +82,8 @@ class PluginTests:
     # ------------------------------------------------------------------ tests
 
     def test_registered_and_conforms(self) -> None:
-        """Discovery finds the component, its plugin loaded, and ``rlinf plugins check`` passes on it."""
+        """Discovery finds the component, its plugin loaded, and ``rlinf plugins check`` passes on it
+        (the target conforms; a declared ``options`` class loads and its defaults pass its checks)."""
         if not self.component:
             pytest.skip("no `component` name set: only `target` is tested, not its registration")
         spec = self.component_spec()
