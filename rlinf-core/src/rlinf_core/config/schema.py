@@ -36,6 +36,9 @@ class ClusterConfig:
     init_process_group_timeout_s: float | None = bounded(600.0, ge=0)
     #: Reaching the Ray cluster at ``ray_address``.
     ray_init_timeout_s: float | None = bounded(60.0, ge=0)
+    #: Shutting down (Ray): each group's ranks run their worker's ``close()`` and leave their process
+    #: group; a rank still busy after this long is killed.
+    close_timeout_s: float | None = bounded(60.0, ge=0)
     #: The watchdog logs a call (group, rank, method, Python stack) once it has run this many times
     #: its method's median duration and at least ``watchdog_min_s`` (0 = no watchdog).
     watchdog_factor: float = bounded(10.0, ge=0)

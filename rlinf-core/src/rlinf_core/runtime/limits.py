@@ -22,6 +22,7 @@ class Limits:
     startup_timeout_s: float | None = _DEFAULT["startup_timeout_s"]
     init_process_group_timeout_s: float | None = _DEFAULT["init_process_group_timeout_s"]
     ray_init_timeout_s: float | None = _DEFAULT["ray_init_timeout_s"]
+    close_timeout_s: float | None = _DEFAULT["close_timeout_s"]
     watchdog_factor: float = _DEFAULT["watchdog_factor"]
     watchdog_min_s: float = _DEFAULT["watchdog_min_s"]
     ray_task_events_max: int = _DEFAULT["ray_task_events_max"]

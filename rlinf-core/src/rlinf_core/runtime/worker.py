@@ -121,6 +121,23 @@ class RankInfo:
     plugin_fingerprint: str | None = None
 
 
+def leave_process_group() -> None:
+    """Barrier, then destroy this process's ``torch.distributed`` default group, if it joined one.
+
+    The barrier lets every rank's collectives finish first; without it a rank that exits early can
+    abort its peers (gloo's worker threads still hold their work at interpreter exit).
+    """
+    import sys
+
+    dist = sys.modules.get("torch.distributed")  # never imports torch: no torch, no process group
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
 class Worker:
     """Base class of every worker (actor, critic, reference, rollout, env, reward)."""
 

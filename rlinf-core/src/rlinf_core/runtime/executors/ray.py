@@ -43,6 +43,7 @@ from rlinf_core.runtime.worker import (
     WorkerTimeout,
     check_call,
     construct_worker,
+    leave_process_group,
     plain,
 )
 
@@ -87,6 +88,16 @@ class _RankActor:
                 raise
             except BaseException:  # SystemExit included: the rank reports it and stays up
                 raise RemoteFailure(worker.group_name, worker.rank, method, os.getpid(), traceback.format_exc()) from None
+
+    def close(self) -> None:
+        """The worker's ``close()`` (engines free memory and subprocesses there), then leave the
+        ``torch.distributed`` process group, so that nothing is torn down mid-collective at exit."""
+        close = getattr(self.worker, "close", None) if self.failure is None else None
+        try:
+            if callable(close):
+                close()
+        finally:
+            leave_process_group()
 
     def watchdog_reports(self) -> list[str]:
         return self.watchdog.reports()
@@ -413,10 +424,28 @@ class RayExecutor(Executor):
         return group
 
     def remove_group(self, group: WorkerGroup) -> None:
+        self._close(group)
         for actor in getattr(group, "actors", []):
             self._kill(actor)
         if group in self._groups:
             self._groups.remove(group)
+
+    def _close(self, group: WorkerGroup) -> None:
+        """Every live rank of ``group`` runs :meth:`_RankActor.close` (within ``cluster.close_timeout_s``);
+        a failure is logged, never raised, so that one group cannot keep the others open."""
+        actors = [a for a in getattr(group, "actors", []) if a in self._actors]
+        if getattr(group, "stopped", None) or not actors:
+            return
+        refs = [actor.close.remote() for actor in actors]
+        ready, pending = self._ray.wait(refs, num_returns=len(refs), timeout=self.limits.seconds("close_timeout_s"))
+        for ref in ready:
+            try:
+                self._ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - logged: closing goes on
+                log.warning("worker group %r: close() failed: %s", group.name, str(exc).strip().splitlines()[-1])
+        if pending:
+            log.warning("worker group %r: %d rank(s) did not close within %s s (cluster.close_timeout_s); killed",
+                        group.name, len(pending), self.limits.close_timeout_s)
 
     # --- awaiting calls, tracing failures
 
@@ -583,6 +612,9 @@ class RayExecutor(Executor):
         _RAY_WORKER_LOG.removeFilter(self._quiet)
         if not ray.is_initialized():
             return
+        for group in self._groups[::-1]:  # last created first, as the inline executor does
+            self._close(group)
+        self._groups = []
         for actor in list(self._actors):
             self._kill(actor)
         for ch in list(self._channels):
