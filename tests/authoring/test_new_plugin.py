@@ -112,6 +112,16 @@ def test_discovery_lists_and_checks_a_generated_plugin(tmp_path):
     checked = subprocess.run([sys.executable, "-m", "rlinf_core.cli", "plugins", "check", "my_sim"], env=env,
                              capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0 and "ok       env my_sim:my_sim" in checked.stdout, checked
+    # the env's declared options: `rlinf config validate` checks its section, here env.eval's
+    def validate(init_params: str) -> subprocess.CompletedProcess:
+        (tmp_path / "exp.yaml").write_text(f"env:\n  eval:\n    simulator_type: my_sim\n    init_params: {init_params}\n")
+        return subprocess.run([sys.executable, "-m", "rlinf_core.cli", "config", "validate", str(tmp_path / "exp.yaml")],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    assert validate("{images: true, image_size: 8}").returncode == 0
+    typo, small = validate("{image: true}"), validate("{image_size: 2}")
+    assert typo.returncode != 0 and "unknown config key 'env.eval.init_params.image'. Did you mean 'images'" in typo.stderr, typo
+    assert small.returncode != 0 and "env.eval.init_params.image_size: must be >= 4, got 2" in small.stderr, small
 
 
 @pytest.mark.slow

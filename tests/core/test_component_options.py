@@ -132,3 +132,16 @@ def test_spec_options_must_look_like_a_target():
         ComponentSpec("env", "x", "a:b", options="not a target")
     with pytest.raises(ValueError, match="options_key 'a.b'"):
         ComponentSpec("env", "x", "a:b", options="a:B", options_key="a.b")
+
+
+def test_read_options_from_a_section_names_the_full_key(plugins):
+    spec = plugins.registries.get_spec("env", "grid")
+    cls = type(spec_options(spec))
+    cfg = load_config({"env": {"eval": {"simulator_type": "grid", "init_params": {"width": 3}}}}, plugins=plugins)
+    assert read_options(cls, cfg.env.eval, "init_params").width == 3  # the node knows it is env.eval
+    bad = load_config({"env": {"eval": {"simulator_type": "grid", "init_params": {"width": 0}}}}, plugins=plugins)
+    with pytest.raises(ConfigError, match=r"^env.eval.init_params.width: must be > 1, got 0$"):
+        read_options(cls, bad.env.eval, "init_params", where="env.train")
+    with pytest.raises(ConfigError, match=r"^env.train.init_params.width: must be > 1, got 0$"):  # a plain mapping
+        read_options(cls, {"init_params": {"width": 0}}, "init_params", where="env.train")
+    assert read_options(cls, {}, "init_params").width == 5  # absent: the defaults

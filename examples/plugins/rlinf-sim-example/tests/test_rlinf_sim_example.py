@@ -2,9 +2,15 @@
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
+from rlinf_core.config import load_config, validate_config
+from rlinf_core.errors import ConfigError
+from rlinf_core.plugins import get_plugins
 from rlinf_core.testing import EnvPluginTests
-from rlinf_sim_example.options import init_params_problems
+from rlinf_sim_example.options import Reacher2DOptions, read_reacher_options
 from rlinf_sim_example.reacher import LINK, Reacher2DEnv
+
+KEYS = "frame_skip, success_tolerance, terminate_on_success, control_cost, images, image_size"
 
 
 class TestReacher2DConformance(EnvPluginTests):
@@ -55,11 +61,38 @@ def test_images_show_the_target_in_red():
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"image": True}, "init_params.image: unknown key of env 'reacher2d'. Did you mean 'images'?"),
-    ({"frame_skip": 0}, "init_params.frame_skip: must be an integer >= 1"),
-    ({"terminate_on_success": "yes"}, "init_params.terminate_on_success: must be true or false"),
+    ({"image": True},
+     "unknown config key 'env.train.init_params.image'. Did you mean 'images' or 'image_size'? "
+     f"Valid keys of env.train.init_params: {KEYS}"),
+    ({"frame_skip": 0}, "env.train.init_params.frame_skip: must be >= 1, got 0"),
+    ({"control_cost": -0.5}, "env.train.init_params.control_cost: must be >= 0, got -0.5"),
+    ({"terminate_on_success": "maybe"},
+     "config key 'env.train.init_params.terminate_on_success': Value 'maybe' is not a valid bool (type str)"),
 ])
 def test_bad_init_params_are_named(params, message):
-    assert any(message in p for p in init_params_problems(params, "env.train.init_params"))
-    with pytest.raises(ValueError, match=message.split(":")[0]):
+    with pytest.raises(ConfigError) as err:
         Reacher2DEnv({"init_params": params}, num_envs=1, seed=0)
+    assert err.value.problems == [message]
+
+
+def test_options_are_read_from_the_section_the_env_is_built_from():
+    cfg = OmegaConf.create({"env": {"train": {"init_params": {"frame_skip": 3, "images": None}},
+                                    "eval": {"init_params": {"image_size": 4}}}})
+    opts = read_reacher_options(cfg.env.train)
+    assert opts == Reacher2DOptions(frame_skip=3)  # null: the default
+    assert (opts.success_tolerance, opts.images, opts.image_size) == (0.02, False, 32)
+    with pytest.raises(ConfigError) as err:
+        Reacher2DEnv(cfg.env.eval, num_envs=1, seed=0)  # as the flows build the eval envs
+    assert err.value.problems == ["env.eval.init_params.image_size: must be >= 8, got 4"]
+
+
+def test_rlinf_config_validate_checks_both_splits():
+    plugins = get_plugins(strict=False)
+    data = {"env": {"train": {"simulator_type": "reacher2d", "init_params": {"control_cost": 0.01}},
+                    "eval": {"simulator_type": "reacher2d", "init_params": {"frame_skp": 3}}}}
+    with pytest.raises(ConfigError) as err:
+        validate_config(load_config(data, plugins=plugins), plugins)
+    assert err.value.problems == [f"unknown config key 'env.eval.init_params.frame_skp'. Did you mean 'frame_skip'? "
+                                  f"Valid keys of env.eval.init_params: {KEYS}"]
+    data["env"]["eval"]["init_params"] = {"frame_skip": 3}
+    validate_config(load_config(data, plugins=plugins), plugins)

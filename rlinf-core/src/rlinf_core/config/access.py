@@ -25,3 +25,17 @@ def get(config: Any, dotted: str, default: Any = None) -> Any:
 def plain(value: Any) -> Any:
     """Plain Python containers from an OmegaConf node, resolved (other values unchanged)."""
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def path_of(section: Any, default: str) -> str:
+    """The dotted path of a config section: ``"env.eval"`` for ``cfg.env.eval`` (an OmegaConf node
+    knows where it sits), ``default`` for a plain mapping or the root.
+
+    Components that are handed one section (an env gets ``env.train`` or ``env.eval``) use it to
+    name their keys in messages and to read their options with ``read_options(cls, section, ...)``.
+    """
+    try:
+        full = section._get_full_key("")  # OmegaConf's node API; it has no public equivalent
+    except Exception:  # noqa: BLE001 - a plain mapping, an object, a detached node
+        return default
+    return full if isinstance(full, str) and full else default

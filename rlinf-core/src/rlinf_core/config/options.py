@@ -25,8 +25,9 @@ An **options class** is a dataclass whose fields are the section's keys:
 - an optional method ``problems(self, path: str) -> list[str]`` adds checks types and ranges cannot
   express (a choice among names, two keys that must agree), one line per problem naming the key.
 
-At build time the component reads its section with :func:`read_options`, so what validation
-accepts is exactly what the run gets.
+At build time the component reads its section with :func:`read_options` (``read_options(MyOptions,
+config, "rollout.fastgen")``; an env handed ``cfg.env.eval``: ``read_options(MySimOptions, section,
+"init_params")``), so what validation accepts is exactly what the run gets.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rlinf_core.components import ComponentSpec
-from rlinf_core.config.access import get
+from rlinf_core.config.access import get, path_of
 from rlinf_core.config.schema import COMPONENT_KEYS
 from rlinf_core.config.sections import read_section, section_problems
 from rlinf_core.errors import ComponentError, ConfigError
@@ -115,12 +116,18 @@ def option_problems(cfg: Any, registries: Any) -> list[str]:
     return problems
 
 
-def read_options(options: type, config: Any, path: str) -> Any:
-    """The options dataclass ``options`` filled from the section at ``path`` of ``config`` (a
-    DictConfig, nested mappings or objects); absent or null keys take their defaults.
+def read_options(options: type, config: Any, path: str, *, where: str | None = None) -> Any:
+    """The options dataclass ``options`` filled from the section at ``path`` of ``config``; absent or
+    null keys take their defaults.
+
+    ``config`` is the whole config or one of its sections (an env is handed ``cfg.env.eval`` and
+    reads ``path="init_params"``), a DictConfig, nested mappings or an object. Messages name the
+    full key: the section's own path (an OmegaConf node knows it; for a plain mapping, ``where``)
+    followed by ``path``.
 
     Raises:
         ConfigError: unknown keys, wrong types, values out of range, the class's own
             ``problems(path)``: one line each, naming the full key.
     """
-    return read_section(get(config, path), options, path)
+    prefix = path_of(config, where or "")
+    return read_section(get(config, path), options, f"{prefix}.{path}" if prefix else path)

@@ -1,48 +1,46 @@
-"""The ``init_params`` of ``reacher2d``, read and checked without importing MuJoCo."""
+"""The keys of ``env.<split>.init_params`` for ``simulator_type: reacher2d``, declared as a dataclass.
+
+The plugin names :class:`Reacher2DOptions` in its ``ComponentSpec(options=...)``, so
+``rlinf config validate`` (and ``rlinf run``, before anything starts) checks ``env.train.init_params``
+and ``env.eval.init_params`` against it: unknown keys with a "did you mean", types, ranges. The env
+reads its section with :func:`read_reacher_options` when it is built, so a run gets exactly what
+validation accepted. Imports neither MuJoCo nor numpy: validation imports this module.
+"""
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-#: Key -> (default, type, lower bound). ``images`` and ``terminate_on_success`` are booleans.
-DEFAULTS: dict[str, Any] = {
-    "frame_skip": 2,               # MuJoCo steps (of 10 ms) per env step
-    "success_tolerance": 0.02,     # fingertip within this distance (m) of the target: success
-    "terminate_on_success": False,  # end the episode (terminated) at the first success
-    "control_cost": 1e-3,          # reward -= control_cost * |action|^2
-    "images": False,               # add images["top"], a top-down uint8 view drawn from the arm's geometry
-    "image_size": 32,
-}
+from rlinf_core.config.options import read_options
+from rlinf_core.config.ranges import bounded
 
 
-def init_params_problems(init_params: Mapping[str, Any] | None, key: str) -> list[str]:
-    """One message per unknown key or bad value of ``init_params`` (empty when it is fine)."""
-    given = dict(init_params or {})
-    problems = []
-    for name, value in given.items():
-        if name not in DEFAULTS:
-            near = difflib.get_close_matches(str(name), DEFAULTS, n=1)
-            hint = f" Did you mean {near[0]!r}?" if near else ""
-            problems.append(f"{key}.{name}: unknown key of env 'reacher2d'.{hint} Valid: {', '.join(DEFAULTS)}")
-        elif isinstance(DEFAULTS[name], bool) and not isinstance(value, bool):
-            problems.append(f"{key}.{name}: must be true or false, got {value!r}")
-    for name, low in (("frame_skip", 1), ("image_size", 8)):
-        value = given.get(name, DEFAULTS[name])
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            problems.append(f"{key}.{name}: must be an integer >= {low}, got {value!r}")
-    for name in ("success_tolerance", "control_cost"):
-        value = given.get(name, DEFAULTS[name])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            problems.append(f"{key}.{name}: must be a number >= 0, got {value!r}")
-    return problems
+@dataclass(frozen=True)
+class Reacher2DOptions:
+    """``init_params`` of ``reacher2d`` (all optional)."""
+
+    #: MuJoCo steps (of 10 ms) per env step.
+    frame_skip: int = bounded(2, ge=1)
+    #: The fingertip within this distance (m) of the target is a success (``info["success"]``).
+    success_tolerance: float = bounded(0.02, ge=0)
+    #: End the episode (``terminated``) at the first success.
+    terminate_on_success: bool = False
+    #: ``reward -= control_cost * |action|^2``.
+    control_cost: float = bounded(1e-3, ge=0)
+    #: Add ``images["top"]``: a top-down uint8 view drawn from the arm's geometry (no OpenGL).
+    images: bool = False
+    #: Side of that view in pixels.
+    image_size: int = bounded(32, ge=8)
 
 
-def read_options(config: Any, key: str) -> dict[str, Any]:
-    """``init_params`` merged over the defaults; a ValueError naming every bad key."""
-    given = dict(config.get("init_params") or {})
-    problems = init_params_problems(given, key)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return {**DEFAULTS, **given}
+def read_reacher_options(config: Any) -> Reacher2DOptions:
+    """The options of the env section ``config`` (``env.train`` or ``env.eval``), defaults filled in.
+
+    Raises:
+        ConfigError: one line per unknown key, wrong type or value out of range, naming the full key
+            (``env.eval.init_params.image``).
+    """
+    # `config` is the env's own section; a node of the run's config knows its path (env.train or
+    # env.eval), a plain mapping (a test building the env directly) is taken as env.train
+    return read_options(Reacher2DOptions, config, "init_params", where="env.train")

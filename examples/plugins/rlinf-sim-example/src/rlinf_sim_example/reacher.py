@@ -3,7 +3,7 @@
 Implements ``rlinf_core.interfaces.VectorEnv``: ``N`` sub-environments share one ``MjModel`` and
 each has its own ``MjData``. Config (the ``env.train`` / ``env.eval`` section):
 ``max_episode_steps`` (default 50: the episode is then *truncated*) and ``init_params``
-(``rlinf_sim_example.options.DEFAULTS``).
+(:class:`rlinf_sim_example.options.Reacher2DOptions`).
 
 - Observation ``state`` float32 ``(N, 10)``: cos and sin of both joint angles, the target's x, y,
   both joint velocities, fingertip minus target (x, y). With ``images: true``, ``images["top"]``
@@ -25,7 +25,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from rlinf_sim_example.options import read_options
+from rlinf_sim_example.options import read_reacher_options
 
 LINK = 0.1
 REACH = 2 * LINK
@@ -60,14 +60,14 @@ class Reacher2DEnv:
     """``num_envs`` MuJoCo reachers stepped together (see the module docstring)."""
 
     def __init__(self, config: Any, *, num_envs: int, seed: int, device: str = "cpu"):
-        opts = read_options(config, "env.train.init_params")
+        opts = read_reacher_options(config)  # env.train.init_params or env.eval.init_params, checked
         self.num_envs = int(num_envs)
         self.max_episode_steps = int(config.get("max_episode_steps") or 50)
-        self.frame_skip = int(opts["frame_skip"])
-        self.tolerance = float(opts["success_tolerance"])
-        self.terminate_on_success = bool(opts["terminate_on_success"])
-        self.control_cost = float(opts["control_cost"])
-        self.image_size = int(opts["image_size"]) if opts["images"] else 0
+        self.frame_skip = opts.frame_skip
+        self.tolerance = opts.success_tolerance
+        self.terminate_on_success = opts.terminate_on_success
+        self.control_cost = opts.control_cost
+        self.image_size = opts.image_size if opts.images else 0
         self.model = mujoco.MjModel.from_xml_string(XML)
         self.data = [mujoco.MjData(self.model) for _ in range(self.num_envs)]
         self._tip = self.model.site("fingertip").id
