@@ -527,27 +527,20 @@ class EmbodiedFlow:
         return int(r.max_steps) if int(r.max_steps) > 0 else int(r.max_epochs)
 
     def _save(self, step: int) -> Path:
-        def write(tmp: Path) -> None:
-            self.rt["actor"].call("save_checkpoint", str(tmp / "actor")).result()
-
-        return ckpt.save_checkpoint(self.run_dir, step, write, {"step": step, "weight_version": self.version})
+        return ckpt.save_groups(self.rt, self.run_dir, step, ["actor"], {"step": step, "weight_version": self.version})
 
     def _restore(self, path: Path) -> dict[str, Any]:
-        state = ckpt.read_state(path)
-        self.rt["actor"].call("load_checkpoint", str(path / "actor")).result()
+        state = ckpt.load_groups(self.rt, path, ["actor"])
         self.version = int(state["weight_version"]) - 1
         self._sync_weights()
         return state
 
     def train(self, *, resume: bool = False) -> dict[str, float]:
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        ckpt.start_run_dir(self.run_dir, cfg)
         total, start = self.total_steps(), 0
         metrics: dict[str, float] = {}
-        resume_from = ckpt.latest_checkpoint(cfg.runner.resume_dir or self.run_dir) if resume else None
-        if resume and resume_from is None:
-            log.warning("--resume: no complete checkpoint in %s; starting from scratch", cfg.runner.resume_dir or self.run_dir)
+        resume_from = ckpt.resume_point(self.run_dir, cfg.runner.resume_dir) if resume else None
         with self._start("train"):
             logger = _EmbodiedLogger(self.run_dir, backends=list(cfg.runner.logger.logger_backends),
                                      project=cfg.runner.logger.project_name, experiment=cfg.runner.logger.experiment_name,

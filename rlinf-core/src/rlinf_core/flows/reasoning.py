@@ -479,20 +479,15 @@ class ReasoningFlow:
             return int(r.max_steps)
         return int(r.max_epochs) * math.ceil(len(self.train_records) / int(self.cfg.data.rollout_batch_size))
 
-    def _save(self, step: int, sampler: Any) -> Path:
-        def write(tmp: Path) -> None:
-            self.rt["actor"].call("save_checkpoint", str(tmp / "actor")).result()
-            if self.use_critic:
-                self.rt["critic"].call("save_checkpoint", str(tmp / "critic")).result()
+    def _trained_groups(self) -> list[str]:
+        return ["actor", "critic"] if self.use_critic else ["actor"]
 
+    def _save(self, step: int, sampler: Any) -> Path:
         state = {"step": step, "weight_version": self.version, "sampler": sampler.state_dict()}
-        return ckpt.save_checkpoint(self.run_dir, step, write, state)
+        return ckpt.save_groups(self.rt, self.run_dir, step, self._trained_groups(), state)
 
     def _restore(self, path: Path) -> dict[str, Any]:
-        state = ckpt.read_state(path)
-        self.rt["actor"].call("load_checkpoint", str(path / "actor")).result()
-        if self.use_critic and (path / "critic").exists():
-            self.rt["critic"].call("load_checkpoint", str(path / "critic")).result()
+        state = ckpt.load_groups(self.rt, path, self._trained_groups(), optional=("critic",))
         self.version = int(state["weight_version"]) - 1
         self._sync_weights()
         return state
@@ -501,16 +496,12 @@ class ReasoningFlow:
         from rlinf_core.data import PromptSampler
 
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        ckpt.start_run_dir(self.run_dir, cfg)
         sampler = PromptSampler(self.train_records, seed=int(cfg.data.seed), shuffle=bool(cfg.data.shuffle))
         total, start = self.total_steps(), 0
         metrics: dict[str, float] = {}
         with self._start():
-            resume_from = ckpt.latest_checkpoint(cfg.runner.resume_dir or self.run_dir) if resume else None
-            if resume and resume_from is None:
-                log.warning("--resume: no complete checkpoint in %s; starting from scratch",
-                            cfg.runner.resume_dir or self.run_dir)
+            resume_from = ckpt.resume_point(self.run_dir, cfg.runner.resume_dir) if resume else None
             logger = RunLogger(self.run_dir, backends=list(cfg.runner.logger.logger_backends),
                                project=cfg.runner.logger.project_name, experiment=cfg.runner.logger.experiment_name,
                                total_steps=total, config=OmegaConf.to_container(cfg, resolve=True),
