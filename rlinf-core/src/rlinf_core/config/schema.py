@@ -270,7 +270,11 @@ class EnvSplitConfig:
     auto_reset: bool = True
     ignore_terminations: bool = False
     group_size: int = bounded(1, gt=0)
+    #: Every training step resets the sub-envs to the same initial states (those of step 0) instead
+    #: of drawing new ones (evaluation episodes always use fixed seeds).
     use_fixed_reset_state_ids: bool = False
+    #: Train on the change of the env's reward since the previous step of the episode (dense progress
+    #: rewards, as RLinf does); episode returns are still reported in the env's own reward.
     use_rel_reward: bool = False
     reward_coef: float = 1.0
     seed: int = 0

@@ -4,8 +4,9 @@ the policy that samples actions) and the actor (the training backend in policy m
 Env ranks follow :func:`rlinf_core.runtime.pipeline.run_env_rollout_loop`: micro-batch ``j`` of
 ``stage_num`` lives on env rank ``j % E`` and holds ``total_num_envs / stage_num`` sub-envs, global
 env indices ``j * n .. (j + 1) * n - 1``. Each training step starts fresh episodes, reset from seeds
-derived from ``(env seed, step, rollout epoch)`` (so a resumed run sees the same episodes); within the
-step, sub-envs auto-reset. What an env rank records per micro-batch (``collect``):
+derived from ``(env seed, step, rollout epoch)`` (so a resumed run sees the same episodes;
+``use_fixed_reset_state_ids``: from those of step 0 at every step); within the step, sub-envs
+auto-reset. What an env rank records per micro-batch (``collect``):
 
 - per sub-env and step ``(N, T)``: ``values`` V(s_t) from the rollout, ``final_values`` V(final
   observation) where the sub-env's episode ended during the step (0 elsewhere), ``valid`` (False after
@@ -15,7 +16,7 @@ step, sub-envs auto-reset. What an env rank records per micro-batch (``collect``
 - ``rows``: the training rows, env-major (row ``i * T + t``): ``obs``, ``actions``, ``log_probs``, ``extras``;
 - ``episodes``: (return, length, success) of every episode that ended, and per sub-env the
   first episode's return / success (the GRPO score); returns are the env's own rewards (before
-  ``reward_coef``, which scales only what the policy is trained on).
+  ``use_rel_reward`` and ``reward_coef``, which change only what the policy is trained on).
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ class EmbodiedEnvWorker(Worker):
         self.group_size = int(self.section.group_size)
         self.reward_coef = float(self.section.reward_coef)
         self.ignore_terminations = bool(self.section.ignore_terminations)
+        self.use_rel_reward = bool(self.section.use_rel_reward)
+        self.fixed_resets = bool(self.section.use_fixed_reset_state_ids)
         self.seed = int(self.section.seed)
         self.device_name = "cpu" if self.device_type == "cpu" else "cuda"
         self.envs: dict[int, Any] = {}
@@ -135,12 +138,14 @@ class EmbodiedEnvWorker(Worker):
 
     def _reset_seeds(self, mb: int) -> list[int]:
         idx = [mb * self.per_mb + i for i in range(self.per_mb)]
+        # use_fixed_reset_state_ids: every rollout starts from the same initial states (those of step 0)
+        step = 0 if self.fixed_resets else self.step_id
         if self.mode == "group":  # the sub-envs of a group share a seed: the same initial state
-            base = self.seed + 1_000_003 * (self.step_id * 97 + self.epoch_id + 1)
+            base = self.seed + 1_000_003 * (step * 97 + self.epoch_id + 1)
             return [base + i // self.group_size for i in idx]
         if self.mode == "episode":
             return [self.seed + 1_000_003 * self.epoch_id + i for i in idx]
-        return [self.seed + 1_000_003 * (self.step_id * 97 + self.epoch_id + 1) + i for i in idx]
+        return [self.seed + 1_000_003 * (step * 97 + self.epoch_id + 1) + i for i in idx]
 
     # ------------------------------------------------------------------ the loop (run_env_rollout_loop)
 
@@ -153,6 +158,7 @@ class EmbodiedEnvWorker(Worker):
         self._state[mb] = {
             "obs": obs_to_cpu(obs), "rows": [], "values": [], "final_values": [], "rewards": [], "terminated": [],
             "truncated": [], "pending_final": None, "last_values": None,
+            "prev_reward": torch.zeros(n),
             "ep_return": np.zeros(n), "ep_len": np.zeros(n, dtype=np.int64), "ep_success": np.zeros(n, dtype=bool),
             "done_once": np.zeros(n, dtype=bool), "first_return": np.zeros(n), "first_success": np.zeros(n, dtype=bool),
             "valid": [], "episodes": [], "frames": [],
@@ -191,11 +197,12 @@ class EmbodiedEnvWorker(Worker):
         obs, rew, term, trunc, info = env.step(out["actions"])
         rew_t = to_tensor(rew, torch.float32)
         k = 1 if rew_t.dim() == 1 else rew_t.shape[1]
-        rewards = _per_step(rew_t, n, k, torch.float32) * self.reward_coef
+        raw = _per_step(rew_t, n, k, torch.float32)
         terminated = _per_step(term, n, k, torch.bool)
         truncated = _per_step(trunc, n, k, torch.bool)
         if self.ignore_terminations:
             terminated = torch.zeros_like(terminated)
+        rewards = (self._relative(st, raw, terminated | truncated) if self.use_rel_reward else raw) * self.reward_coef
         if "step_success" in info:
             succ = _per_step(info["step_success"], n, k, torch.bool)
         else:  # success of the whole call, counted at its last step
@@ -227,6 +234,18 @@ class EmbodiedEnvWorker(Worker):
         if self.video:
             st["frames"].append(self._frame(obs))
         return {"obs": st["obs"], "final_obs": final_obs}
+
+    @staticmethod
+    def _relative(st: dict[str, Any], raw: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """``use_rel_reward``: each step is trained on the change of the env's reward since the
+        previous step of the same episode (the first step's on the reward itself), as RLinf does
+        for dense progress rewards. ``raw`` and ``done`` are ``(n, k)``."""
+        rel, prev = torch.empty_like(raw), st["prev_reward"]
+        for j in range(raw.shape[1]):
+            rel[:, j] = raw[:, j] - prev
+            prev = torch.where(done[:, j], torch.zeros(()), raw[:, j])
+        st["prev_reward"] = prev
+        return rel
 
     def finish(self, mb: int, out: Mapping[str, Any]) -> int:
         """After the last step: the final values of its ended sub-envs and V(last observation)."""
