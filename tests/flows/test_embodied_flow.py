@@ -422,3 +422,27 @@ def test_action_level_rewards_with_chunks_is_refused(tmp_path):
         _make_flow(_config(tmp_path, **{"actor.model.num_action_chunks": 2, "algorithm.reward_type": "action_level"}))
     assert any(p.startswith("algorithm.reward_type=action_level with actor.model.num_action_chunks=2")
                for p in info.value.problems)
+
+
+def test_periodic_validation_plays_the_eval_episodes_of_rlinf_eval(tmp_path):
+    cfg = _config(tmp_path, **{"runner.max_epochs": 2, "runner.save_interval": 2, "runner.val_check_interval": 1,
+                               "env.train.total_num_envs": 4, "env.train.max_steps_per_rollout_epoch": 40,
+                               "actor.global_batch_size": 160, "actor.micro_batch_size": 160,
+                               "env.eval.total_num_envs": 2, "env.eval.max_episode_steps": 50})
+    flow, run_dir = _make_flow(cfg)
+    flow.train()
+    rows = {r["step"]: r for r in _rows(run_dir)}
+    assert all(rows[s]["val/episodes"] == 2 for s in (1, 2))
+    # validation after step 2 is what `rlinf eval` gives for the step-2 checkpoint: same policy, same episodes
+    evaluated = flow.evaluate(str(run_dir / "checkpoints" / "global_step_2"))
+    assert rows[2]["val/episode_return"] == pytest.approx(evaluated["episode_return"], rel=1e-9)
+    assert rows[2]["val/success_rate"] == pytest.approx(evaluated["success_rate"])
+    # training was not disturbed by the switches: the run's step-2 return equals a run without validation
+    cfg_plain = _config(tmp_path / "plain", **{k: v for k, v in (("runner.max_epochs", 2), ("runner.save_interval", 2),
+                        ("env.train.total_num_envs", 4), ("env.train.max_steps_per_rollout_epoch", 40),
+                        ("actor.global_batch_size", 160), ("actor.micro_batch_size", 160))})
+    plain_flow, plain_dir = _make_flow(cfg_plain)
+    plain_flow.train()
+    plain = {r["step"]: r for r in _rows(plain_dir)}
+    assert rows[2]["env/episode_return"] == pytest.approx(plain[2]["env/episode_return"], rel=1e-9)
+    assert "val/episode_return" not in plain[2]

@@ -14,14 +14,18 @@ Worker groups: ``env``, ``rollout``, ``actor`` (``cluster.component_placement``)
 ``cluster.placement: auto`` the env and policy stages are profiled and a placement is chosen (the
 actor shares the rollout's devices).
 
-Config keys it reads: ``runner.{max_steps, max_epochs, save_interval, seed, resume_dir, logger.*}``;
+Config keys it reads: ``runner.{max_steps, max_epochs, save_interval, val_check_interval, seed, resume_dir,
+logger.*}``;
 ``algorithm.{adv_type, loss_type, reward_type, logprob_type, gamma, gae_lambda, normalize_advantages,
 norm_by_std, clip_ratio_low (ratio_clip_eps), clip_ratio_high, clip_ratio_c, entropy_bonus,
 value_loss_coef, value_clip, huber_delta, n_minibatches, update_epoch, embodied_score}``;
 ``actor.{training_backend, global_batch_size, micro_batch_size, seed, model.*, optim.*, lr_sched.*,
 fsdp_config}``; ``rollout.pipeline_stage_num``; ``env.{train,eval}.{simulator_type, env_id,
 total_num_envs, max_episode_steps, max_steps_per_rollout_epoch, rollout_epoch, group_size,
-ignore_terminations, reward_coef, seed, video_cfg, init_params}``; ``cluster.*``.
+ignore_terminations, reward_coef, use_rel_reward, use_fixed_reset_state_ids, seed, video_cfg,
+init_params}``; ``cluster.*``. With ``runner.val_check_interval: N > 0``, every N steps the policy
+plays the evaluation episodes of ``rlinf eval`` (``env.eval``, deterministic) and ``val/success_rate``,
+``val/episode_return`` join that step's metrics.
 """
 
 from __future__ import annotations
@@ -294,7 +298,8 @@ class EmbodiedFlow:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         container = self._eval_section_container() if split == "eval" else OmegaConf.to_container(self.cfg, resolve=True)
         mode = "episode" if split == "eval" else ("group" if self.adv == "grpo" else "continue")
-        specs = {"env": WorkerSpec(EmbodiedEnvWorker, (container, split, mode)),
+        validation = self._eval_section_container() if split == "train" and self._validating() else None
+        specs = {"env": WorkerSpec(EmbodiedEnvWorker, (container, split, mode), {"validation": validation}),
                  "rollout": WorkerSpec(PolicyRolloutWorker, (container,)),
                  "actor": WorkerSpec(PolicyActorWorker, (container,))}
         num_envs = int(container["env"][split]["total_num_envs"])
@@ -308,6 +313,10 @@ class EmbodiedFlow:
             if num_envs % self.stage_num:
                 raise ConfigError(f"env.{split}.total_num_envs={num_envs} must split into rollout.pipeline_stage_num="
                                   f"{self.stage_num} equal micro-batches")
+            if validation is not None and int(validation["env"]["eval"]["total_num_envs"]) % self.stage_num:
+                raise ConfigError(f"runner.val_check_interval: env.eval.total_num_envs="
+                                  f"{validation['env']['eval']['total_num_envs']} must split into rollout.pipeline_stage_num="
+                                  f"{self.stage_num} equal micro-batches (or set val_check_interval: -1)")
             if rt["env"].world_size > self.stage_num:
                 log.warning("env group has %d ranks but rollout.pipeline_stage_num=%d: %d env rank(s) stay idle",
                             rt["env"].world_size, self.stage_num, rt["env"].world_size - self.stage_num)
@@ -552,9 +561,12 @@ class EmbodiedFlow:
                     log.info("resumed from %s (step %d)", resume_from, start)
                 save_every = int(cfg.runner.save_interval)
                 steps_per_s = []
+                val_every = int(cfg.runner.val_check_interval)
                 for step in range(start + 1, total + 1):
                     metrics = self.train_step(step)
                     steps_per_s.append(metrics["throughput/env_steps_per_s"])
+                    if val_every > 0 and step % val_every == 0:
+                        metrics.update({f"val/{k}": v for k, v in self._validate(step).items()})
                     logger.log(step, metrics)
                     if save_every > 0 and (step % save_every == 0 or step == total):
                         self._save(step)
@@ -585,13 +597,34 @@ class EmbodiedFlow:
                 log.info("evaluating %s (step %d)", path, step)
             else:
                 log.warning("no checkpoint in %s: evaluating the initial policy", self.run_dir)
-            epochs = self._rollout(0, deterministic=True, split="eval")
-            success = [float(s) for d in epochs for s in d["first_success"].tolist()]
-            returns = [float(r) for d in epochs for r in d["first_return"].tolist()]
-            result = {"success_rate": _mean(success), "episode_return": _mean(returns), "episodes": float(len(success)),
-                      "step": float(step)}
+            result = {**self._eval_episodes(), "step": float(step)}
             if save_video:
                 result["videos"] = float(self._save_videos(step))
+        return result
+
+    def _eval_episodes(self) -> dict[str, float]:
+        """The env group serving ``env.eval``: deterministic actions, one episode per sub-env and
+        rollout epoch (the same initial states every time); success rate and mean return."""
+        epochs = self._rollout(0, deterministic=True, split="eval")
+        success = [float(s) for d in epochs for s in d["first_success"].tolist()]
+        returns = [float(r) for d in epochs for r in d["first_return"].tolist()]
+        return {"success_rate": _mean(success), "episode_return": _mean(returns), "episodes": float(len(success))}
+
+    def _validating(self) -> bool:
+        return int(self.cfg.runner.val_check_interval) > 0
+
+    def _validate(self, step: int) -> dict[str, float]:
+        """Periodic validation in a training run: the env ranks switch to ``env.eval``, play the
+        evaluation episodes with the current policy, and switch back (their training envs kept)."""
+        env = self.rt["env"]
+        env.call("use_split", "eval").result()
+        try:
+            env.call("setup", self.stage_num).result()
+            result = self._eval_episodes()
+        finally:
+            env.call("use_split", "train").result()
+        log.info("step %d validation: success %.3f, return %.3f over %d episodes", step, result["success_rate"],
+                 result["episode_return"], int(result["episodes"]))
         return result
 
     def _save_videos(self, step: int) -> int:

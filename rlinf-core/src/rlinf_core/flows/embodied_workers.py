@@ -93,7 +93,16 @@ class EmbodiedEnvWorker(Worker):
             episode counts) or ``episode`` (evaluation: one episode per sub-env from seed + index).
     """
 
-    def __init__(self, config: Mapping[str, Any], split: str = "train", mode: str = "continue"):
+    def __init__(self, config: Mapping[str, Any], split: str = "train", mode: str = "continue",
+                 validation: Mapping[str, Any] | None = None):
+        self.device_name = "cpu" if self.device_type == "cpu" else "cuda"
+        self.step_id, self.epoch_id = 0, 0
+        self._configure(config, split, mode)
+        #: ``validation``: the config whose ``env.eval`` serves periodic validation in a training run
+        #: (:meth:`use_split`); the other split's envs and state wait here meanwhile.
+        self._validation, self._parked = validation, None
+
+    def _configure(self, config: Mapping[str, Any], split: str, mode: str) -> None:
         cfg = _config(config)
         self.section = cfg.env[split]
         self.split, self.mode = split, mode
@@ -105,12 +114,28 @@ class EmbodiedEnvWorker(Worker):
         self.use_rel_reward = bool(self.section.use_rel_reward)
         self.fixed_resets = bool(self.section.use_fixed_reset_state_ids)
         self.seed = int(self.section.seed)
-        self.device_name = "cpu" if self.device_type == "cpu" else "cuda"
         self.envs: dict[int, Any] = {}
         self.per_mb = 0
-        self.step_id, self.epoch_id = 0, 0
         self.video = bool(self.section.video_cfg.save_video) and mode == "episode"
         self._state: dict[int, dict[str, Any]] = {}
+
+    _SPLIT_STATE = ("section", "split", "mode", "env_cls", "total", "group_size", "reward_coef", "ignore_terminations",
+                    "use_rel_reward", "fixed_resets", "seed", "envs", "per_mb", "video", "_state")
+
+    def use_split(self, split: str) -> None:
+        """Serve ``eval`` (evaluation episodes on ``env.eval``) or ``train`` again: periodic validation
+        (``runner.val_check_interval``) in a training run. Each split keeps its envs between switches."""
+        if split == self.split:
+            return
+        current = {name: getattr(self, name) for name in self._SPLIT_STATE}
+        if self._parked is not None and self._parked["split"] == split:
+            for name, value in self._parked.items():
+                setattr(self, name, value)
+        elif split == "eval" and self._validation is not None:
+            self._configure(self._validation, "eval", "episode")
+        else:
+            raise ValueError(f"env worker: no {split!r} split to switch to (built for {self.split!r})")
+        self._parked = current
 
     # ------------------------------------------------------------------ setup
 
