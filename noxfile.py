@@ -210,3 +210,14 @@ def e2e_vla(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[vla]", *TEST_DEPS)
     session.run("pytest", "tests/envs_embodied/vla", "-m", "slow", "-s", "-p", "no:cacheprovider", *session.posargs,
                 env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session
+def bench_sb3(session: nox.Session) -> None:
+    """benchmarks/ppo_vs_sb3.py: the embodied flow's PPO against stable-baselines3's PPO on CartPole-v1 (or
+    Meta-World reach-v3: `-- --simulator metaworld`), same env, network and hyper-parameters, in one process.
+    Not a default session (about 5 minutes for `--total-steps 200000 --seeds 3` on the 2-core machine).
+    stable-baselines3 2.9.2 needs only gymnasium, numpy, torch and cloudpickle: the CPU torch of constraints.txt."""
+    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp", "./rlinf-cli",
+                    "./rlinf-envs-embodied[metaworld]", "stable-baselines3==2.9.2")
+    session.run("python", "benchmarks/ppo_vs_sb3.py", *session.posargs, env={"OMP_NUM_THREADS": "1"})
