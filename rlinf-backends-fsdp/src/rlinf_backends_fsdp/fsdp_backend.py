@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from rlinf_core.lr_schedule import LRSchedule
 from torch import nn
 
 from rlinf_backends_fsdp.hf_model import (
@@ -65,7 +66,6 @@ _RLINF_FSDP_KEYS = (
     "fsdp_size", "amp", "mixed_precision",
 )
 _MP_KEYS = ("param_dtype", "reduce_dtype", "buffer_dtype")
-_DECAY_STYLES = ("constant", "cosine", "linear")
 
 
 def _fsdp_options(fsdp_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -242,37 +242,10 @@ class FSDPBackend:
         self.clip_grad = float(_get(optim, "clip_grad", 1.0))
         self.scheduler = self._build_scheduler(sched, lr, total_steps)
 
-    def _build_scheduler(self, sched: Any, lr: float, total_steps: int | None):
-        from transformers import get_scheduler
-
-        style = str(_get(sched, "lr_decay_style", "constant")).lower()
-        if style not in _DECAY_STYLES:
-            near = difflib.get_close_matches(style, _DECAY_STYLES, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else ""
-            raise ValueError(f"actor.lr_sched.lr_decay_style: {style!r} is not valid{hint}; valid: {', '.join(_DECAY_STYLES)}")
-        warmup_fraction = float(_get(sched, "lr_warmup_fraction", 0.0))
-        min_lr = float(_get(sched, "min_lr", 0.0))
-        if total_steps is None:
-            max_steps = int(_get(self.config, "runner.max_steps", -1))
-            per_step = int(_get(self.config, "algorithm.n_minibatches", 1)) * int(_get(self.config, "algorithm.update_epoch", 1))
-            total_steps = max_steps * per_step if max_steps > 0 else None
-        if total_steps is None and (style != "constant" or warmup_fraction > 0):
-            raise ValueError(
-                f"runner.max_steps is not set: actor.lr_sched.lr_decay_style={style} with warmup "
-                f"{warmup_fraction} needs the number of optimizer steps (set runner.max_steps)"
-            )
-        total = int(total_steps or 1)
-        warmup = int(warmup_fraction * total)
-        if style == "constant":
-            name, kwargs = ("constant_with_warmup" if warmup else "constant"), {}
-        elif style == "cosine":
-            name, kwargs = "cosine_with_min_lr", {"min_lr": min_lr}
-        elif min_lr > 0:  # linear down to min_lr: transformers' polynomial decay of power 1
-            name, kwargs = "polynomial", {"lr_end": min_lr, "power": 1.0}
-        else:
-            name, kwargs = "linear", {}
-        return get_scheduler(name, self.optimizer, num_warmup_steps=warmup, num_training_steps=total,
-                             scheduler_specific_kwargs=kwargs or None)
+    def _build_scheduler(self, sched: Any, lr: float, total_steps: int | None) -> torch.optim.lr_scheduler.LambdaLR:
+        """``actor.lr_sched`` (:class:`rlinf_core.lr_schedule.LRSchedule`) as a LambdaLR on the optimizer."""
+        schedule = LRSchedule.from_config(self.config, peak=lr, total_steps=total_steps)
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule.factor(step))
 
     # ------------------------------------------------------------------ forward
 

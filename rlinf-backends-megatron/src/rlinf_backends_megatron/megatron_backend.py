@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from rlinf_core.lr_schedule import LRSchedule
 
 from rlinf_backends_megatron.convert import (
     SafetensorsReader,
@@ -54,7 +55,6 @@ from rlinf_backends_megatron.options import MegatronConfigError, MegatronOptions
 log = logging.getLogger(__name__)
 
 ROLES = ("actor", "critic", "reference")
-_DECAY_STYLES = ("constant", "cosine", "linear")
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "32": torch.float32, "32-true": torch.float32,
            "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
            "fp16": torch.float16, "float16": torch.float16, "16": torch.float16, "16-mixed": torch.float16}
@@ -413,19 +413,7 @@ class MegatronBackend:
         self.clip_grad = float(_get(optim, "clip_grad", 1.0))
         betas = (float(_get(optim, "adam_beta1", 0.9)), float(_get(optim, "adam_beta2", 0.999)))
         eps, wd = float(_get(optim, "adam_eps", 1e-8)), float(_get(optim, "weight_decay", 0.0))
-        style = str(_get(sched, "lr_decay_style", "constant")).lower()
-        if style not in _DECAY_STYLES:
-            raise ValueError(f"actor.lr_sched.lr_decay_style: {style!r} is not valid; valid: {', '.join(_DECAY_STYLES)}")
-        if total_steps is None:
-            max_steps = int(_get(self.config, "runner.max_steps", -1))
-            per_step = int(_get(self.config, "algorithm.n_minibatches", 1)) * int(_get(self.config, "algorithm.update_epoch", 1))
-            total_steps = max_steps * per_step if max_steps > 0 else None
-        warmup_fraction = float(_get(sched, "lr_warmup_fraction", 0.0))
-        if total_steps is None and (style != "constant" or warmup_fraction > 0):
-            raise ValueError(f"runner.max_steps is not set: actor.lr_sched.lr_decay_style={style} with warmup "
-                             f"{warmup_fraction} needs the number of optimizer steps (set runner.max_steps)")
-        self._sched = {"peak": lr, "min": float(_get(sched, "min_lr", 0.0)), "style": style,
-                       "total": int(total_steps or 1), "warmup": int(warmup_fraction * int(total_steps or 1))}
+        self._schedule = LRSchedule.from_config(self.config, peak=lr, total_steps=total_steps)
         if self.device.type == "cuda":
             from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 
@@ -443,16 +431,8 @@ class MegatronBackend:
             self.optimizer = torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=wd)
 
     def _lr_at(self, step: int) -> float:
-        """The learning rate of optimizer step ``step`` (0-based): linear warmup from 0, then the decay style."""
-        s = self._sched
-        if s["warmup"] and step < s["warmup"]:
-            return s["peak"] * step / s["warmup"]
-        if s["style"] == "constant":
-            return s["peak"]
-        progress = min(1.0, (step - s["warmup"]) / max(1, s["total"] - s["warmup"]))
-        if s["style"] == "cosine":
-            return s["min"] + (s["peak"] - s["min"]) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return s["peak"] - (s["peak"] - s["min"]) * progress
+        """The learning rate of optimizer step ``step`` (0-based): ``actor.lr_sched`` (:class:`LRSchedule`)."""
+        return self._schedule.lr(step)
 
     # ------------------------------------------------------------------ batches
 
