@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "minimal", "discovery", "tests", "soak", "vllm", "megatron", "simulators", "e2e"]
+nox.options.sessions = ["lint", "minimal", "discovery", "tests", "soak", "vllm", "megatron", "simulators", "e2e",
+                         "authoring"]
 
 CONSTRAINTS = ("-c", "constraints.txt")
 FIRST_PARTY = (
