@@ -65,3 +65,37 @@ def test_the_plugin_registers_a_conforming_megatron_backend():
     registries = get_plugins().registries
     assert registries.load("training_backend", "megatron") is MegatronBackend
     assert check_conformance("training_backend", MegatronBackend) == []
+
+
+def test_validate_checks_the_layout_against_placement_and_model(tmp_path):
+    import json
+
+    from rlinf_core import get_plugins
+    from rlinf_core.config import load_config, validate_config
+    from rlinf_core.errors import ConfigError
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2", "num_hidden_layers": 6,
+                                                      "num_attention_heads": 6, "num_key_value_heads": 2}))
+
+    def problems(placement, devices, **megatron):
+        plugins = get_plugins()
+        cfg = load_config({"cluster": {"num_devices_per_node": devices, "component_placement": placement},
+                           "actor": {"training_backend": "megatron", "model": {"model_path": str(tmp_path)},
+                                     "megatron": megatron}}, plugins=plugins)
+        try:
+            validate_config(cfg, plugins)
+        except ConfigError as exc:
+            return [p.removesuffix(" (reported by plugin 'megatron')") for p in exc.problems]
+        return []
+
+    assert problems({"actor,rollout": "0-3"}, 4, tensor_model_parallel_size=2) == []
+    (line,) = problems({"actor": "0-2", "rollout": 3}, 4, tensor_model_parallel_size=2)
+    assert "= 2 does not divide the actor's world size (3)" in line and line.endswith("gives the actor 3 rank(s))")
+    assert set(problems({}, 4, tensor_model_parallel_size=4, pipeline_model_parallel_size=1)) == {
+        "actor.megatron.tensor_model_parallel_size=4 does not divide the model's num_attention_heads=6",
+        "actor.megatron.tensor_model_parallel_size=4 does not divide the model's num_key_value_heads=2 "
+        "(GQA groups are split across TP ranks)"}
+    (line,) = problems({}, 4, pipeline_model_parallel_size=4)
+    assert line == "actor.megatron.pipeline_model_parallel_size=4 does not divide the model's num_hidden_layers=6"
+    # the device count known only at run time: the layout waits for the backend's own check
+    assert problems({"actor": "0-2", "rollout": 3}, None, tensor_model_parallel_size=2) == []

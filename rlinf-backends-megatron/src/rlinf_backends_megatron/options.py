@@ -220,4 +220,63 @@ class MegatronOptions:
         return out
 
 
-__all__ = ["IGNORED", "KEYS", "OPTIM_KEYS", "MegatronConfigError", "MegatronOptions"]
+def actor_world_size(config: Any) -> int | None:
+    """The actor group's world size as the Runtime will place it (``cluster.component_placement``), or
+    None when the device count is only known at run time (``cluster.num_devices_per_node`` unset)."""
+    from rlinf_core.runtime.placement import parse_component_placement
+
+    per_node, nodes = _get(config, "cluster.num_devices_per_node"), _get(config, "cluster.num_nodes", 1)
+    if not isinstance(per_node, int) or not isinstance(nodes, int):
+        return None
+    spec = dict(_plain(_get(config, "cluster.component_placement")) or {})
+    if not spec:
+        return per_node * nodes  # every group on every device
+    try:
+        groups = parse_component_placement(spec, per_node * nodes)
+    except Exception:  # noqa: BLE001 - a bad placement is reported by rlinf-core's own check
+        return None
+    actor = groups.get("actor")
+    return actor.world_size if actor is not None else None
+
+
+def model_dims(config: Any) -> dict[str, int | None]:
+    """``num_layers`` / ``num_heads`` / ``num_kv_heads`` / ``num_experts`` of the actor's model, from
+    ``actor.model.model_path``'s ``config.json`` with ``actor.model.config`` on top; empty when neither
+    says (a hub id resolved only at run time). Reads JSON only: no torch, no transformers."""
+    import json
+    import os
+
+    hf: dict[str, Any] = {}
+    path = _get(config, "actor.model.model_path")
+    if path and os.path.isfile(os.path.join(str(path), "config.json")):
+        try:
+            with open(os.path.join(str(path), "config.json")) as f:
+                hf = dict(json.load(f))
+        except (OSError, ValueError):
+            hf = {}
+    hf.update(dict(_plain(_get(config, "actor.model.config")) or {}))
+    if "num_hidden_layers" not in hf:
+        return {}
+    heads = hf.get("num_attention_heads")
+    experts = hf.get("num_experts") or hf.get("num_local_experts")
+    return {"num_layers": int(hf["num_hidden_layers"]), "num_heads": int(heads) if heads else None,
+            "num_kv_heads": int(hf.get("num_key_value_heads") or heads) if heads else None,
+            "num_experts": int(experts) if experts else None}
+
+
+def validate_megatron_section(config: Any) -> list[str]:
+    """``actor.megatron`` keys and values, then its layout against the actor's world size and the
+    model (what the backend would refuse at start-up), as far as the config tells them."""
+    try:
+        options = MegatronOptions.from_config(config)
+    except MegatronConfigError as exc:
+        return list(exc.problems)
+    world = actor_world_size(config)
+    if world is None:
+        return []
+    return [f"{p} (cluster.component_placement gives the actor {world} rank(s))" if "world size" in p else p
+            for p in options.layout_problems(world, **model_dims(config))]
+
+
+__all__ = ["IGNORED", "KEYS", "OPTIM_KEYS", "MegatronConfigError", "MegatronOptions", "actor_world_size", "model_dims",
+           "validate_megatron_section"]

@@ -20,14 +20,11 @@ def rlinf_register_training_backends() -> list[ComponentSpec]:
 
 @hookimpl
 def rlinf_validate_config(config) -> list[str]:
-    """``actor.megatron`` keys and values, when the actor's training backend is ``megatron``."""
+    """``actor.megatron`` keys and values and, where the config fixes them, its parallel layout against
+    the actor's world size and the model, when the actor's training backend is ``megatron``."""
     actor = getattr(config, "actor", None)
     if str(getattr(actor, "training_backend", None) or "").removeprefix("megatron:") != "megatron":
         return []
-    from rlinf_backends_megatron.options import MegatronConfigError, MegatronOptions
+    from rlinf_backends_megatron.options import validate_megatron_section
 
-    try:
-        MegatronOptions.from_config(config)
-    except MegatronConfigError as exc:
-        return list(exc.problems)
-    return []
+    return validate_megatron_section(config)
