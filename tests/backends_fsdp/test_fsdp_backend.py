@@ -170,8 +170,11 @@ def test_bad_input_gives_one_line_naming_the_key(tiny_dir, tmp_path):
         backend.train_step(random_batch(6), PGLoss())
     msg = str(err.value)
     assert "\n" not in msg and "actor.micro_batch_size=4 x world size 1 does not divide the batch of 6 rows" in msg
-    with pytest.raises(ValueError, match="actor.fsdp_config.gradient_checkpoint: unknown key .did you mean gradient_checkpointing"):
+    with pytest.raises(ValueError, match="unknown config key 'actor.fsdp_config.gradient_checkpoint'. Did you mean "
+                                         "'gradient_checkpointing'"):
         FSDPBackend(make_config(tiny_dir, fsdp_config={"gradient_checkpoint": True}), role="actor")
+    with pytest.raises(ValueError, match=r"actor.fsdp_config.mixed_precision.param_dtype: unknown precision 'fp8'"):
+        FSDPBackend(make_config(tiny_dir, fsdp_config={"mixed_precision": {"param_dtype": "fp8"}}), role="actor")
     with pytest.raises(ValueError, match="actor.model.precision: unknown precision 'fp8'"):
         FSDPBackend(make_config(tiny_dir, model={"model_path": tiny_dir, "precision": "fp8"}), role="actor")
 

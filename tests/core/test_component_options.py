@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from rlinf_core import ComponentSpec, hookimpl
 from rlinf_core.config.ranges import bounded
 
-@dataclass
+@dataclass(frozen=True)  # frozen sections (nested ones too) are read like any other
 class Cache:
     size_mb: int = bounded(64, gt=0)
 

@@ -32,10 +32,12 @@ def test_example_validates(path):
 def test_gpu_example_is_complete_and_consistent(path):
     """What `config validate` cannot see without the model: FSDP keys, batch arithmetic, placeholders."""
     pytest.importorskip("torch")
-    from rlinf_backends_fsdp.fsdp_backend import FSDP_KEYS
+    import dataclasses
+
+    from rlinf_backends_fsdp.options import FSDPOptions
 
     cfg = OmegaConf.load(path)
-    assert set(cfg.actor.fsdp_config) <= set(FSDP_KEYS)
+    assert set(cfg.actor.fsdp_config) <= {f.name for f in dataclasses.fields(FSDPOptions)}
     assert cfg.cluster.executor == "ray" and int(cfg.cluster.num_devices_per_node) == 8
     assert str(cfg.actor.model.model_path).startswith("/path/to/")
     assert all(str(p).startswith("/path/to/") for p in [*cfg.data.train_data_paths, *cfg.data.val_data_paths])

@@ -30,7 +30,6 @@ prompts, common right padding of the responses) and computes logits only at resp
 from __future__ import annotations
 
 import contextlib
-import difflib
 import inspect
 import logging
 import os
@@ -46,7 +45,6 @@ from torch import nn
 from rlinf_backends_fsdp.hf_model import (
     ValueModel,
     _get,
-    _plain,
     enable_checkpointing,
     hidden_size_of,
     load_causal_lm,
@@ -54,38 +52,22 @@ from rlinf_backends_fsdp.hf_model import (
     parse_dtype,
     resolve_model_source,
 )
+from rlinf_backends_fsdp.options import FSDPOptions
 
 log = logging.getLogger(__name__)
 
 ROLES = ("actor", "critic", "reference")
-#: ``actor.fsdp_config`` keys read here; RLinf's other FSDP keys are accepted and ignored.
-FSDP_KEYS = ("mixed_precision", "gradient_checkpointing", "reshard_after_forward")
-_RLINF_FSDP_KEYS = (
-    "strategy", "sharding_strategy", "cpu_offload", "offload_pin_memory", "enable_gradient_accumulation",
-    "forward_prefetch", "limit_all_gathers", "backward_prefetch", "use_orig_params", "use_liger_kernel",
-    "fsdp_size", "amp", "mixed_precision",
-)
-_MP_KEYS = ("param_dtype", "reduce_dtype", "buffer_dtype")
 
 
-def _fsdp_options(fsdp_config: Mapping[str, Any]) -> dict[str, Any]:
-    fsdp_config = dict(_plain(fsdp_config) or {})
-    for key in fsdp_config:
-        if key not in FSDP_KEYS and key not in _RLINF_FSDP_KEYS:
-            near = difflib.get_close_matches(key, FSDP_KEYS + _RLINF_FSDP_KEYS, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else ""
-            raise ValueError(f"actor.fsdp_config.{key}: unknown key{hint}; valid: {', '.join(FSDP_KEYS)}")
-    mp = dict(fsdp_config.get("mixed_precision") or {})
-    for key in mp:
-        if key not in _MP_KEYS:
-            raise ValueError(f"actor.fsdp_config.mixed_precision.{key}: unknown key; valid: {', '.join(_MP_KEYS)}")
+def _fsdp_settings(options: FSDPOptions) -> dict[str, Any]:
+    """``actor.fsdp_config`` (:class:`~rlinf_backends_fsdp.options.FSDPOptions`) with torch dtypes."""
+    mp = options.mixed_precision
     return {
-        "param_dtype": parse_dtype(mp["param_dtype"], "actor.fsdp_config.mixed_precision.param_dtype")
-        if mp.get("param_dtype") else None,
-        "reduce_dtype": parse_dtype(mp["reduce_dtype"], "actor.fsdp_config.mixed_precision.reduce_dtype")
-        if mp.get("reduce_dtype") else None,
-        "gradient_checkpointing": bool(fsdp_config.get("gradient_checkpointing", False)),
-        "reshard_after_forward": bool(fsdp_config.get("reshard_after_forward", True)),
+        "param_dtype": parse_dtype(mp.param_dtype, "actor.fsdp_config.mixed_precision.param_dtype") if mp.param_dtype else None,
+        "reduce_dtype": parse_dtype(mp.reduce_dtype, "actor.fsdp_config.mixed_precision.reduce_dtype")
+        if mp.reduce_dtype else None,
+        "gradient_checkpointing": options.gradient_checkpointing,
+        "reshard_after_forward": options.reshard_after_forward,
     }
 
 
@@ -155,7 +137,7 @@ class FSDPBackend:
                 )
         section = "critic" if role == "critic" else "actor"
         self.micro_batch_size = int(_get(config, "actor.micro_batch_size", 1))
-        self.fsdp = _fsdp_options(_get(config, "actor.fsdp_config") or {})
+        self.fsdp = _fsdp_settings(FSDPOptions.from_config(config))
         precision_key = f"{section}.model.precision"
         self.dtype = parse_dtype(_get(config, precision_key, "fp32"), precision_key)
         self.global_step = 0

@@ -24,13 +24,10 @@ from torch import nn
 
 from rlinf_backends_fsdp.config_access import get as _get
 from rlinf_backends_fsdp.config_access import plain as _plain
+from rlinf_backends_fsdp.options import PRECISION_DTYPES
 
 #: ``*.model.precision`` values -> torch dtypes (RLinf / Lightning spellings accepted).
-PRECISIONS: dict[str, torch.dtype] = {
-    "fp32": torch.float32, "float32": torch.float32, "32": torch.float32, "32-true": torch.float32,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16, "16": torch.float16, "16-mixed": torch.float16,
-}
+PRECISIONS: dict[str, torch.dtype] = {name: getattr(torch, dtype) for name, dtype in PRECISION_DTYPES.items()}
 
 
 def parse_dtype(value: Any, key: str) -> torch.dtype:

@@ -1,8 +1,9 @@
-"""The config sections this package's rollout engines declare (``ComponentSpec(options=...)``).
+"""The config sections this package's components declare (``ComponentSpec(options=...)``).
 
-``rollout.hf``, ``rollout.vllm`` and ``rollout.sglang``: ``rlinf config validate`` checks the section
-of the engine in use against these classes (``rlinf_core.config.options``), and each engine reads
-its own with :meth:`from_config`, so a run gets exactly what validation accepted. Torch-free.
+``actor.fsdp_config`` (the ``fsdp`` backend), ``rollout.hf``, ``rollout.vllm`` and ``rollout.sglang``:
+``rlinf config validate`` checks the section of the component in use against these classes
+(``rlinf_core.config.options``), and each component reads its own with :meth:`from_config`, so a run
+gets exactly what validation accepted. Torch-free.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from rlinf_core.config.options import read_options
 from rlinf_core.config.ranges import bounded
 from rlinf_core.errors import suggestion_text
 
+#: ``*.model.precision`` / ``mixed_precision`` names -> torch dtype names (RLinf / Lightning spellings).
+PRECISION_DTYPES: dict[str, str] = {
+    "fp32": "float32", "float32": "float32", "32": "float32", "32-true": "float32",
+    "bf16": "bfloat16", "bfloat16": "bfloat16", "bf16-mixed": "bfloat16", "bf16-true": "bfloat16",
+    "fp16": "float16", "float16": "float16", "16": "float16", "16-mixed": "float16",
+}
+
 #: ``rollout.vllm.weight_sync`` modes (see ``vllm_engine``'s module docstring).
 WEIGHT_SYNC_MODES = ("auto", "in_process", "disk")
 
@@ -22,6 +30,41 @@ def _sleep_level_problems(path: str, level: int) -> list[str]:
     if level in (1, 2):
         return []
     return [f"{path}.sleep_level: must be 1 (weights to host memory) or 2 (discard weights), got {level!r}"]
+
+
+@dataclass(frozen=True)
+class MixedPrecisionOptions:
+    """``actor.fsdp_config.mixed_precision`` (FSDP2's ``MixedPrecisionPolicy``)."""
+
+    #: Compute dtype of the sharded parameters (at world size 1: ``torch.autocast`` to it); null: the model's.
+    param_dtype: str | None = None
+    #: Dtype of the gradient reduce-scatter; null: ``param_dtype``.
+    reduce_dtype: str | None = None
+    #: Accepted for RLinf configs; FSDP2 keeps buffers in the model's dtype, so it has no effect.
+    buffer_dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class FSDPOptions:
+    """The keys of ``actor.fsdp_config`` (the ``fsdp`` backend; all optional). RLinf's other FSDP1
+    keys (``strategy``, ``cpu_offload``, prefetching, ...) are reported by ``rlinf config migrate``."""
+
+    mixed_precision: MixedPrecisionOptions = field(default_factory=MixedPrecisionOptions)
+    #: Recompute each decoder layer's activations in backward (less memory, about a third more time).
+    gradient_checkpointing: bool = False
+    #: Free the gathered parameters after forward (FSDP2's ``reshard_after_forward``).
+    reshard_after_forward: bool = True
+
+    def problems(self, path: str) -> list[str]:
+        mp = self.mixed_precision
+        return [f"{path}.mixed_precision.{key}: unknown precision {value!r}; valid: fp32, bf16, fp16"
+                for key, value in (("param_dtype", mp.param_dtype), ("reduce_dtype", mp.reduce_dtype),
+                                   ("buffer_dtype", mp.buffer_dtype))
+                if value is not None and str(value).lower().removeprefix("torch.") not in PRECISION_DTYPES]
+
+    @classmethod
+    def from_config(cls, config: Any) -> FSDPOptions:
+        return read_options(cls, config, "actor.fsdp_config")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rlinf_core import ComponentSpec, hookimpl
 
-#: Torch-free options classes of the engines' config sections (``rollout.hf`` / ``vllm`` / ``sglang``).
+#: Torch-free options classes of the components' sections (``actor.fsdp_config``, ``rollout.hf`` / ``vllm`` / ``sglang``).
 _OPTIONS = "rlinf_backends_fsdp.options"
 
 
@@ -16,7 +16,7 @@ def rlinf_register_training_backends() -> list[ComponentSpec]:
     return [
         ComponentSpec("training_backend", "fsdp", "rlinf_backends_fsdp.fsdp_backend:FSDPBackend",
                       "Hugging Face causal LM / value model, FSDP2 fully_shard (gloo on CPU, NCCL on GPU)",
-                      requires=("transformers",), extra="hf"),
+                      requires=("transformers",), extra="hf", options=f"{_OPTIONS}:FSDPOptions", options_key="fsdp_config"),
     ]
 
 

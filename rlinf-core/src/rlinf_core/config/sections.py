@@ -12,7 +12,7 @@ import typing
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlinf_core.config.access import plain
@@ -54,9 +54,17 @@ def check_keys(data: dict[str, Any], schema: type, prefix: str, problems: list[s
             problems.append(f"config key '{path}' is a section and must hold keys, not {value!r}. Valid keys of {path}: {keys}")
 
 
+def _writable(node: DictConfig) -> None:
+    OmegaConf.set_readonly(node, False)
+    for key in node:
+        child = node[key]
+        if isinstance(child, DictConfig):
+            _writable(child)
+
+
 def _merged(schema: type, raw: Mapping[str, Any], path: str) -> tuple[Any, list[str]]:
     base = OmegaConf.structured(schema)
-    OmegaConf.set_readonly(base, False)  # a frozen dataclass gives a read-only node
+    _writable(base)  # a frozen dataclass gives read-only nodes
     try:
         merged = OmegaConf.merge(base, dict(raw))
     except OmegaConfBaseException as exc:
