@@ -160,3 +160,15 @@ def test_world_size_2_fully_shard_equals_world_size_1(tmp_path):
     assert res["metrics"]["grad_norm"] == pytest.approx(m1["grad_norm"], rel=1e-5)
     for name, value in one.export_weights():
         torch.testing.assert_close(res["weights"][name], value, atol=1e-6, rtol=0, msg=name)
+
+
+def test_micro_batches_split_numpy_and_list_rows_like_tensors():
+    from rlinf_backends_fsdp.policy_training import num_rows, take_rows
+
+    batch = {"obs": {"image": np.arange(12).reshape(6, 2), "instruction": list("abcdef")}, "actions": torch.arange(6.0),
+             "scale": np.float32(2.0), "meta": np.zeros(3)}
+    assert num_rows(batch) == 6 and num_rows({"x": np.float32(1.0), "y": np.zeros((4, 1))}) == 4
+    part = take_rows(batch, torch.tensor([4, 1]), 6)
+    assert part["obs"]["image"].tolist() == [[8, 9], [2, 3]] and part["obs"]["instruction"] == ["e", "b"]
+    assert part["actions"].tolist() == [4.0, 1.0] and part["scale"] == 2.0 and part["meta"].shape == (3,)
+    assert take_rows(batch, slice(2, 4), 6)["obs"]["image"].tolist() == [[4, 5], [6, 7]]

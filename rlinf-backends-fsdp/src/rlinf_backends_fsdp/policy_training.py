@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,9 +73,9 @@ def shard_policy(policy: nn.Module, **fully_shard_kwargs: Any) -> nn.Module:
 
 
 def num_rows(tree: Any) -> int:
-    """Rows of a batch: the first dimension of its first tensor (or length of its first list)."""
-    if isinstance(tree, torch.Tensor):
-        return int(tree.shape[0])
+    """Rows of a batch: the first dimension of its first tensor or array (or length of its first list)."""
+    if isinstance(tree, (torch.Tensor, np.ndarray)):
+        return int(tree.shape[0]) if tree.ndim else -1
     if isinstance(tree, Mapping):
         for value in tree.values():
             n = num_rows(value)
@@ -87,10 +88,14 @@ def num_rows(tree: Any) -> int:
 
 
 def take_rows(tree: Any, index: slice | torch.Tensor, rows: int) -> Any:
-    """The rows ``index`` of every tensor / list with ``rows`` rows in ``tree`` (nested dicts too);
-    scalars and other values are kept as they are."""
+    """The rows ``index`` of every tensor, numpy array or list with ``rows`` rows in ``tree`` (nested
+    dicts too); scalars and other values are kept as they are."""
     if isinstance(tree, torch.Tensor):
         return tree[index] if tree.dim() and tree.shape[0] == rows else tree
+    if isinstance(tree, np.ndarray):
+        if not (tree.ndim and tree.shape[0] == rows):
+            return tree
+        return tree[index] if isinstance(index, slice) else tree[index.cpu().numpy()]
     if isinstance(tree, Mapping):
         return {k: take_rows(v, index, rows) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)) and len(tree) == rows:
