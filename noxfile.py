@@ -143,7 +143,8 @@ def bench_trl(session: nox.Session) -> None:
 def simulators(session: nox.Session) -> None:
     """ManiSkill3 and LIBERO for real on CPU: the `[maniskill]` and `[libero]` extras in one venv (they do not
     conflict), software Vulkan from scripts/setup_cpu_vulkan.sh, then tests/envs_embodied/test_maniskill*.py and
-    test_libero.py including their `slow` rollouts, and test_env_errors.py with both simulators present. A
+    test_libero.py including their `slow` rollouts, test_env_errors.py with both simulators present, and PPO steps
+    plus evaluation episodes on ManiSkill3 PickCube and LIBERO through the embodied flow. A
     default session (CI): 5.6 minutes from scratch on the 2-core machine (2.6 installing: LIBERO's assets are ~600 MB
     of wheels; 3 testing), up to 12 under heavy load; 3.5 minutes with the venv reused (`nox -r`)."""
     session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp", "./rlinf-cli",
@@ -155,7 +156,8 @@ def simulators(session: nox.Session) -> None:
     env = dict(re.findall(r"^export (\w+)='([^']*)'", exports or "", re.M))
     env.setdefault("XDG_RUNTIME_DIR", "/tmp")
     session.run("pytest", "tests/envs_embodied/test_maniskill_env.py", "tests/envs_embodied/test_maniskill_gpu.py",
-                "tests/envs_embodied/test_libero.py", "tests/envs_embodied/test_env_errors.py", "-m", "not gpu",
+                "tests/envs_embodied/test_libero.py", "tests/envs_embodied/test_env_errors.py",
+                "tests/flows/test_embodied_simulators.py", "-m", "not gpu",
                 "-p", "no:cacheprovider", *session.posargs, env=env)
 
 

@@ -261,6 +261,8 @@ class EnvSplitConfig:
     #: Simulator (an ``env`` component): gymnasium (gym), metaworld, maniskill, libero, ...
     simulator_type: str | None = None
     task_suite_name: str | None = None
+    #: Tasks of the suite the sub-envs run (sub-env ``j``: ``task_ids[j mod len]``); null: every task.
+    task_ids: list[int] | None = None
     #: Environment id inside the simulator (e.g. a gymnasium id or a ManiSkill task).
     env_id: str | None = None
     total_num_envs: int = bounded(1, gt=0)
