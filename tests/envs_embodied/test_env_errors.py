@@ -14,6 +14,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
+from rlinf_core import get_plugins
+from rlinf_core.config import load_config, validate_config
 from rlinf_core.errors import ConfigError
 from rlinf_envs_embodied.envs import rendering
 from rlinf_envs_embodied.envs.gym_vector import is_chunk
@@ -101,12 +103,16 @@ def test_validate_reports_env_problems_before_anything_starts():
                 "eval": {"simulator_type": "maniskill"}},
         "actor": {"model": {"action_dim": 8}},
     }
-    problems = validate_env_sections(config)
+    plugins = get_plugins()
+    with pytest.raises(ConfigError) as err:  # what `rlinf config validate` runs: init_params checked by rlinf-core
+        validate_config(load_config(config, plugins=plugins), plugins)
+    problems = err.value.problems
     assert "env.train.init_params.num_steps_wait: must be an integer >= 0 (no-op steps), got -1" in problems
     assert any(p.startswith("env.train.task_suite_name: the libero env needs a suite") for p in problems)
-    assert "env.eval.env_id: the maniskill env needs a ManiSkill3 task id, e.g. PickCube-v1" in problems
+    by_plugin = " (reported by plugin 'embodied')"
+    assert "env.eval.env_id: the maniskill env needs a ManiSkill3 task id, e.g. PickCube-v1" + by_plugin in problems
     assert ("actor.model.action_dim: 8 does not match env.train (libero: 7-D actions, end-effector delta position 3, "
-            "delta rotation 3, gripper 1); set it to 7") in problems
+            "delta rotation 3, gripper 1); set it to 7" + by_plugin) in problems
     config = {"env": {"train": {"simulator_type": "metaworld", "env_id": "reach-v3"}}, "actor": {"model": {"action_dim": 4}}}
     assert not any("action_dim" in p for p in validate_env_sections(config))
 

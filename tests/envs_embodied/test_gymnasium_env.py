@@ -176,7 +176,7 @@ def test_continuous_actions_are_clipped_to_the_bounds(counting_id):
 @pytest.mark.parametrize(("section", "expected"), [
     ({"env_id": "CartPol-v1"}, "env.train.env_id: 'CartPol-v1' is not a registered gymnasium env. Did you mean 'CartPole-v1'"),
     ({"env_id": "CartPole-v1", "init_params": {"image": True}},
-     "unknown config key 'env.train.init_params.image' for simulator 'gymnasium'. Did you mean 'images'?"),
+     "unknown config key 'env.train.init_params.image'. Did you mean 'images'?"),
     ({"env_id": "CartPole-v1", "init_params": {"vectorization": "asynch"}}, "Did you mean 'async'"),
     ({"env_id": "CartPole-v1", "init_params": {"make_kwargs": {"bogus": 1}}},
      "env.train.init_params.make_kwargs: gymnasium.make('CartPole-v1') rejected ['bogus']"),

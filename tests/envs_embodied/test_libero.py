@@ -64,7 +64,7 @@ def test_suites_task_counts_and_libero_130():
     ({"task_suite_name": "libero_10", "init_params": {"init_state_order": "shuffled"}},
      "env.train.init_params.init_state_order: 'shuffled' is not an order"),
     ({"task_suite_name": "libero_10", "init_params": {"camera_height": 128}},
-     "unknown config key 'env.train.init_params.camera_height' for simulator 'libero'. Did you mean 'camera_heights'"),
+     "unknown config key 'env.train.init_params.camera_height'. Did you mean 'camera_heights'"),
 ])
 def test_bad_sections_are_one_line(section, expected):
     with pytest.raises(ConfigError) as err:

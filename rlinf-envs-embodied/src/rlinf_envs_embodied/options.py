@@ -1,73 +1,49 @@
 """Each simulator's own keys under ``env.<split>.init_params``, read and checked without importing it.
 
-The env components read their options here when they are built, and the plugin's
-``rlinf_validate_config`` uses the same classes so that ``rlinf config validate`` reports a typo
-before anything starts. Every problem is one :class:`~rlinf_core.errors.ConfigError` line naming the key.
+Each env component declares its class here as its ``options`` (``plugin.py``), so ``rlinf config
+validate`` checks ``init_params`` with rlinf-core's errors before anything starts, and the env reads
+it with the same class when it is built. The plugin's ``rlinf_validate_config`` adds what needs more
+than the section: the task ids each simulator knows and action sizes. Every problem is one line
+naming the key.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from rlinf_core.components import is_installed
+from rlinf_core.config.access import get as cfg_get  # this package's modules import both from here
+from rlinf_core.config.access import path_of, plain  # noqa: F401
+from rlinf_core.config.options import read_options
 from rlinf_core.errors import ConfigError, suggestion_text
 
 VECTORIZATIONS = ("sync", "async")
 
 
-def cfg_get(config: Any, key: str, default: Any = None) -> Any:
-    """``config.key`` for a DictConfig, a mapping or an object; ``default`` where missing or null."""
-    if config is None:
-        return default
-    value = config.get(key, None) if hasattr(config, "get") else getattr(config, key, None)
-    return default if value is None else value
-
-
-def plain(value: Any) -> Any:
-    """Plain Python containers from an OmegaConf node (other values unchanged)."""
-    if type(value).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 def section_of(config: Any, default: str = "env.train") -> str:
-    """The dotted path of an env section (``env.train`` or ``env.eval``) for messages.
-
-    An OmegaConf node taken from the whole config knows its own path; a plain mapping does not,
-    and ``default`` is used.
-    """
-    try:
-        full = config._get_full_key("init_params")  # OmegaConf node API (no public equivalent)
-    except Exception:  # noqa: BLE001 - a plain dict, a detached node, another OmegaConf version
-        return default
-    return full.rsplit(".", 1)[0] if isinstance(full, str) and "." in full else default
+    """The dotted path of an env section (``env.train`` or ``env.eval``) for messages; ``default`` for
+    a plain mapping (a test building the env directly)."""
+    return path_of(config, default)
 
 
 @dataclass
 class _Options:
-    """Base of the per-simulator options: built from ``init_params`` with unknown keys rejected."""
+    """Base of the per-simulator options (each is the ``options`` its env component declares)."""
 
     @classmethod
     def from_config(cls, config: Any, section: str | None = None) -> Any:
-        """Read ``<section>.init_params``; an unknown key or a bad value is a one-line ConfigError."""
-        section = section or section_of(config)
-        raw = plain(cfg_get(config, "init_params", {})) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{section}.init_params must be a mapping, not {raw!r}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in raw:
-            if key not in names:
-                raise ConfigError(
-                    f"unknown config key '{section}.init_params.{key}' for simulator {cls.simulator!r}."
-                    f"{suggestion_text(str(key), names)} Valid keys: {', '.join(names)}"
-                )
-        opts = cls(**{k: v for k, v in raw.items() if v is not None})
-        opts.check(f"{section}.init_params")
-        return opts
+        """Read ``<section>.init_params`` (``config`` is the ``env.train`` / ``env.eval`` section) with
+        rlinf-core's checks: an unknown key, a wrong type or a bad value is a one-line ConfigError."""
+        return read_options(cls, config, "init_params", where=section or "env.train")
+
+    def problems(self, path: str) -> list[str]:
+        """What :meth:`check` finds (rlinf-core calls this after the keys, types and ranges)."""
+        try:
+            self.check(path)
+        except ConfigError as exc:
+            return list(exc.problems)
+        return []
 
     simulator = ""
 
@@ -257,11 +233,7 @@ def validate_env_sections(config: Any) -> list[str]:
         cls = OPTIONS.get(name)
         if cls is None:
             continue
-        try:
-            cls.from_config(section, f"env.{split}")
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-        env_id = cfg_get(section, "env_id")
+        env_id = cfg_get(section, "env_id")  # init_params: checked by rlinf-core (each env's declared options)
         if name in ("gymnasium", "gym"):
             if not env_id:
                 problems.append(f"env.{split}.env_id: the gymnasium env needs a registered gymnasium id, e.g. CartPole-v1")
