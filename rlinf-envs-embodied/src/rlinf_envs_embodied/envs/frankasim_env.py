@@ -1,10 +1,11 @@
 """The ``frankasim`` env (extra ``[frankasim]``): a Franka Panda picks up a cube, on MuJoCo.
 
-The counterpart of RLinf's ``frankasim`` (SERL's franka_sim), built here from the Franka Emika Panda of
-MuJoCo Menagerie (PyPI ``mujoco-menagerie``; the model, about 3 MB, is downloaded into its cache on first
-use, or read from ``MENAGERIE_ROOT``). The scene is assembled with ``mujoco.MjSpec``: a floor that serves
-as the table, the Panda (gravity-compensated, its own joint position actuators), a free cube and two
-cameras (``front``, ``wrist``).
+The counterpart of RLinf's ``frankasim`` (SERL's franka_sim), built here from the Franka Emika Panda that
+ships inside the ``gymnasium-robotics`` wheel (its Franka Kitchen robot: ``chain.xml``, ``assets.xml``,
+``actuator.xml`` and meshes under ``envs/assets/kitchen_franka/franka_assets``; nothing is downloaded at run
+time). The scene is assembled with ``mujoco.MjSpec``: a floor that serves as the table, the Panda
+(gravity-compensated; its joint position actuators, damped in the actuators rather than the joints, see
+:data:`ARM_KV`), a free cube and two cameras (``front``, ``wrist``).
 
 Config (the ``env.train`` / ``env.eval`` section): ``env_id`` ``PandaPickCube-v0`` (state) or
 ``PandaPickCubeVision-v0`` (state + camera images), ``max_episode_steps`` (default 100),
@@ -25,6 +26,7 @@ Each reset puts the arm at its start pose and the cube at a random spot drawn fr
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from functools import lru_cache, partial
 from typing import Any
@@ -56,8 +58,19 @@ CUBE_HIGH = np.array([0.6, 0.15])
 TCP_START = np.array([0.5, 0.0, 0.25])
 #: The TCP frame's orientation, gripper pointing down, fingers closing along world x.
 TCP_ROTATION = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
-TCP_OFFSET = 0.1034  # from the Panda hand's origin to between the fingertip pads
+#: The TCP site, on the flange (``panda0_link7``) along its z axis: between the finger pads, 1 cm above the fingertips.
+TCP_OFFSET = 0.25
+#: The hand's orientation on the flange (as in ``chain.xml``): the fingers slide along its y axis.
+HAND_QUAT = np.array([0.92388, 0.0, 0.0, -0.382683])
 FINGER_RANGE = 0.04
+#: The arm's damping (N m s / rad), moved from the joints into the position actuators (their kv; kp stays the
+#: model's 870 / 120): ``chain.xml`` damps the joints passively (100 on joints 1-4, 10 on 5-7), which at the
+#: speed of an action of 1 takes more than the actuators' 87 / 12 N m; an actuator's kv is offset by the lead
+#: of its target (see ``PandaPickCubeEnv.step``), so moving steadily costs no torque.
+ARM_KV = np.array([150.0] * 4 + [15.0] * 3)
+ARM_JOINT_DAMPING = 1.0  # what is left on the joints themselves
+#: The model's assets inside the gymnasium-robotics package.
+ASSETS_SUBDIR = ("envs", "assets", "kitchen_franka", "franka_assets")
 IK_EVERY = 5  # physics steps per IK update
 IK_DAMPING = 1e-2
 IK_MAX_STEP = 0.05  # metres of TCP error corrected per IK update
@@ -75,22 +88,42 @@ def check_task(env_id: Any, key: str) -> str:
     return str(env_id)
 
 
-def panda_xml() -> str:
-    """The path of Menagerie's ``franka_emika_panda/panda.xml``, downloaded into its cache if needed."""
+def panda_assets() -> str:
+    """The directory of the Franka Panda model (``chain.xml``, ``assets.xml``, ``actuator.xml``, ``meshes/``)
+    inside the installed gymnasium-robotics package (found without importing it)."""
     try:
         import mujoco  # noqa: F401
-        import mujoco_menagerie
     except ImportError as exc:
-        raise ImportError(f"env 'frankasim' needs mujoco and mujoco-menagerie ({exc.name} is missing). "
-                          f"Fix: {PIP_HINT}") from exc
-    try:
-        return str(mujoco_menagerie.get("franka_emika_panda").xml("panda"))
-    except mujoco_menagerie.MenagerieError as exc:
-        raise RuntimeError(
-            f"env 'frankasim': the Franka Panda model of mujoco-menagerie is not on this machine and could not be "
-            f"fetched ({exc}). Fix: run once with network access (it is cached under MENAGERIE_CACHE_DIR, default "
-            "~/.cache/mujoco_menagerie), or set MENAGERIE_ROOT to a checkout of "
-            "github.com/google-deepmind/mujoco_menagerie") from exc
+        raise ImportError(f"env 'frankasim' needs mujoco ({exc.name} is missing). Fix: {PIP_HINT}") from exc
+    spec = importlib.util.find_spec("gymnasium_robotics")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"env 'frankasim' needs gymnasium-robotics (it ships the Franka Panda model). Fix: {PIP_HINT}",
+                          name="gymnasium_robotics")
+    root = os.path.join(next(iter(spec.submodule_search_locations)), *ASSETS_SUBDIR)
+    missing = [f for f in ("chain.xml", "assets.xml", "actuator.xml", "meshes") if not os.path.exists(os.path.join(root, f))]
+    if missing:
+        raise RuntimeError(f"env 'frankasim': the installed gymnasium-robotics has no Franka Panda model at {root} "
+                           f"(missing: {', '.join(missing)}). Fix: pip install 'gymnasium-robotics>=1.4'")
+    return root
+
+
+def panda_spec(assets: str) -> Any:
+    """The Panda of :func:`panda_assets` as a ``mujoco.MjSpec`` (bodies ``panda0_link0..7``, joints
+    ``robot:panda0_joint1..7`` and ``robot:panda0_finger_joint1/2``, position actuators ``panda0_joint1..7``,
+    ``r_gripper_finger_joint``, ``l_gripper_finger_joint``)."""
+    import mujoco
+
+    # the files are <mujocoinclude> fragments of the Kitchen scene: wrap them in a model of our own
+    panda = mujoco.MjSpec.from_string(
+        f'<mujoco model="panda"><include file="{os.path.join(assets, "assets.xml")}"/>'
+        f'<worldbody><include file="{os.path.join(assets, "chain.xml")}"/></worldbody>'
+        f'<include file="{os.path.join(assets, "actuator.xml")}"/></mujoco>')
+    # the mesh paths are relative to a meshdir meant for the Kitchen scene's own directory: make them absolute
+    panda.meshdir = ""
+    for mesh in panda.meshes:
+        kind, name = mesh.file.replace(os.sep, "/").split("/")[-2:]
+        mesh.file = os.path.join(assets, "meshes", kind, name)
+    return panda
 
 
 def _look_at(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -106,33 +139,39 @@ def _look_at(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
     return quat
 
 
-def build_spec(xml: str, image_size: tuple[int, int] = (128, 128)) -> Any:
+def build_spec(assets: str, image_size: tuple[int, int] = (128, 128)) -> Any:
     """The pick-cube scene as a ``mujoco.MjSpec``: floor, Panda (prefix ``panda/``), cube, cameras."""
     import mujoco
 
     spec = mujoco.MjSpec()
     spec.modelname = "rlinf_panda_pick_cube"
-    spec.compiler.degree = False  # the Panda's joint ranges are in radians (attach keeps the parent's unit)
+    spec.compiler.degree = False  # the Panda's angles are in radians (attach keeps the parent's unit)
     spec.option.timestep = PHYSICS_DT
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.visual.global_.offheight = max(480, image_size[0])
     spec.visual.global_.offwidth = max(640, image_size[1])
     world = spec.worldbody
-    world.add_light(pos=[0.5, 0.0, 1.5], dir=[0.0, 0.0, -1.0], directional=True, diffuse=[0.7, 0.7, 0.7])
+    light = world.add_light(pos=[0.5, 0.0, 1.5], dir=[0.0, 0.0, -1.0], diffuse=[0.7, 0.7, 0.7])
+    if hasattr(mujoco, "mjtLightType"):  # MuJoCo >= 3.3.1 (4.x); older versions have a ``directional`` flag
+        light.type = mujoco.mjtLightType.mjLIGHT_DIRECTIONAL
+    else:
+        light.directional = True
     world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[1.5, 1.5, 0.05], rgba=[0.55, 0.5, 0.45, 1])
     world.add_geom(name="workspace", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0.5, 0.0, 0.0005], size=[0.15, 0.2, 0.0005],
                    rgba=[0.35, 0.45, 0.6, 1], contype=0, conaffinity=0)
 
-    panda = mujoco.MjSpec.from_file(xml)
-    for key in list(panda.keys):  # its keyframe sizes would not fit the scene
-        key.delete()
+    panda = panda_spec(assets)
     for body in panda.bodies:
         body.gravcomp = 1.0  # the real arm compensates gravity; the position actuators then track closely
-    hand = panda.body("hand")
-    hand.add_site(name="tcp", pos=[0.0, 0.0, TCP_OFFSET], size=[0.005, 0.005, 0.005], rgba=[0, 1, 0, 0])
-    # on the hand's side (its z axis points along the fingers), looking at the point between the fingertips
-    wrist = np.array([0.08, 0.0, 0.0])
-    hand.add_camera(name="wrist", pos=wrist, quat=_look_at(wrist, np.array([0.0, 0.0, TCP_OFFSET + 0.02])), fovy=70.0)
+    panda.site("end_effector").rgba = [0.0, 0.0, 0.0, 0.0]  # the Kitchen's marker sphere, in the wrist camera's view
+    flange = panda.body("panda0_link7")
+    flange.add_site(name="tcp", pos=[0.0, 0.0, TCP_OFFSET], quat=HAND_QUAT, size=[0.005, 0.005, 0.005], rgba=[0, 1, 0, 0])
+    # beside the hand (off its finger plane), looking at the point just beyond the fingertips
+    wrist = np.zeros(3)
+    mujoco.mju_rotVecQuat(wrist, np.array([0.08, 0.0, 0.0]), HAND_QUAT)
+    wrist[2] = 0.15
+    flange.add_camera(name="wrist", pos=wrist, quat=_look_at(wrist, np.array([0.0, 0.0, TCP_OFFSET + 0.02])), fovy=70.0)
+    spec.nuser_actuator = panda.nuser_actuator  # its actuators carry user data (MuJoCo 4 warns on a mismatch)
     spec.attach(panda, prefix="panda/", frame=world.add_frame())
 
     cube = world.add_body(name="cube", pos=[0.5, 0.0, CUBE_HALF])
@@ -147,21 +186,27 @@ def build_spec(xml: str, image_size: tuple[int, int] = (128, 128)) -> Any:
 class _Scene:
     """The compiled model with the ids, limits and start pose the task needs (shared by sub-envs)."""
 
-    def __init__(self, xml: str, image_size: tuple[int, int]):
+    def __init__(self, assets: str, image_size: tuple[int, int]):
         import mujoco
 
-        self.model = model = build_spec(xml, image_size).compile()
-        self.arm_joints = [model.joint(f"panda/joint{i}").id for i in range(1, 8)]
+        self.model = model = build_spec(assets, image_size).compile()
+        self.arm_joints = [model.joint(f"panda/robot:panda0_joint{i}").id for i in range(1, 8)]
         self.arm_qpos = np.array([model.jnt_qposadr[j] for j in self.arm_joints])
         self.arm_dofs = np.array([model.jnt_dofadr[j] for j in self.arm_joints])
-        self.fingers = np.array([model.jnt_qposadr[model.joint(f"panda/finger_joint{i}").id] for i in (1, 2)])
-        self.arm_actuators = np.array([model.actuator(f"panda/actuator{i}").id for i in range(1, 8)])
-        self.gripper_actuator = model.actuator("panda/actuator8").id
-        self.gripper_open = float(model.actuator_ctrlrange[self.gripper_actuator][1])
-        self.ctrl_low = model.actuator_ctrlrange[self.arm_actuators, 0]
-        self.ctrl_high = model.actuator_ctrlrange[self.arm_actuators, 1]
-        #: kv / kp of each arm actuator (force = kp * (ctrl - q) - kv * qdot)
-        self.damping_ratio = -model.actuator_biasprm[self.arm_actuators, 2] / model.actuator_gainprm[self.arm_actuators, 0]
+        self.fingers = np.array([model.jnt_qposadr[model.joint(f"panda/robot:panda0_finger_joint{i}").id] for i in (1, 2)])
+        self.arm_actuators = np.array([model.actuator(f"panda/panda0_joint{i}").id for i in range(1, 8)])
+        # the damping moves into the actuators (set on the compiled model: the spec's fields differ across MuJoCo versions)
+        model.dof_damping[self.arm_dofs] = ARM_JOINT_DAMPING
+        model.actuator_biasprm[self.arm_actuators, 2] = -ARM_KV  # force = kp * (ctrl - q) - kv * qdot
+        #: one position actuator per finger, both driven by the action's 4th entry
+        self.gripper_actuators = np.array([model.actuator(f"panda/{side}_gripper_finger_joint").id for side in "rl"])
+        self.gripper_open = float(model.actuator_ctrlrange[self.gripper_actuators[0], 1])
+        # joint targets stay inside both the joint limits and the actuators' control ranges
+        self.ctrl_low = np.maximum(model.jnt_range[self.arm_joints, 0], model.actuator_ctrlrange[self.arm_actuators, 0])
+        self.ctrl_high = np.minimum(model.jnt_range[self.arm_joints, 1], model.actuator_ctrlrange[self.arm_actuators, 1])
+        #: (joint damping + kv) / kp of each arm joint: force = kp * (ctrl - q) - (damping + kv) * qdot
+        kv = -model.actuator_biasprm[self.arm_actuators, 2]
+        self.damping_ratio = (model.dof_damping[self.arm_dofs] + kv) / model.actuator_gainprm[self.arm_actuators, 0]
         self.tcp = model.site("panda/tcp").id
         cube_joint = model.joint("cube").id
         self.cube_qpos = int(model.jnt_qposadr[cube_joint])
@@ -169,7 +214,8 @@ class _Scene:
         self.cube_body = model.body("cube").id
         self.target_quat = np.zeros(4)
         mujoco.mju_mat2Quat(self.target_quat, TCP_ROTATION.ravel())
-        self.home = self._solve_start(np.array([0.0, 0.0, 0.0, -1.57079, 0.0, 1.57079, -0.7853]))
+        # from an elbow-up guess: joints 1 and 3 stay near 0, far from every limit
+        self.home = self._solve_start(np.array([0.0, -0.1, 0.0, -2.3, 0.0, 0.62, -1.57]))
 
     def _solve_start(self, q0: np.ndarray) -> np.ndarray:
         """Joint angles that put the TCP at :data:`TCP_START`, pointing down (kinematic IK from ``q0``)."""
@@ -210,9 +256,9 @@ class _Scene:
 
 
 @lru_cache(maxsize=8)
-def scene(xml: str, image_size: tuple[int, int] = (128, 128)) -> _Scene:
+def scene(assets: str, image_size: tuple[int, int] = (128, 128)) -> _Scene:
     """The compiled scene, built once per process."""
-    return _Scene(xml, image_size)
+    return _Scene(assets, image_size)
 
 
 class PandaPickCubeEnv(gym.Env):
@@ -220,12 +266,12 @@ class PandaPickCubeEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, xml: str, *, cameras: tuple[str, ...] = (), image_size: tuple[int, int] = (128, 128),
+    def __init__(self, assets: str, *, cameras: tuple[str, ...] = (), image_size: tuple[int, int] = (128, 128),
                  action_scale: float = 0.05, control_dt: float = 0.1, lift_height: float = 0.1,
                  terminate_on_success: bool = True, rel_reward: bool = False):
         import mujoco
 
-        self._scene = scene(xml, tuple(image_size))
+        self._scene = scene(assets, tuple(image_size))
         self.model = self._scene.model
         self.data = mujoco.MjData(self.model)
         self.cameras = tuple(cameras)
@@ -252,7 +298,7 @@ class PandaPickCubeEnv(gym.Env):
         data.qpos[sc.arm_qpos] = sc.home
         data.qpos[sc.fingers] = FINGER_RANGE
         data.ctrl[sc.arm_actuators] = sc.home
-        data.ctrl[sc.gripper_actuator] = sc.gripper_open
+        data.ctrl[sc.gripper_actuators] = sc.gripper_open
         xy = self.np_random.uniform(CUBE_LOW, CUBE_HIGH)
         data.qpos[sc.cube_qpos:sc.cube_qpos + 7] = [xy[0], xy[1], CUBE_HALF, 1.0, 0.0, 0.0, 0.0]
         mujoco.mj_forward(self.model, data)
@@ -266,9 +312,9 @@ class PandaPickCubeEnv(gym.Env):
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(4), -1.0, 1.0)
         start = data.site_xpos[sc.tcp].copy()
         target = np.clip(start + self.action_scale * action[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
-        data.ctrl[sc.gripper_actuator] = sc.gripper_open * (1.0 - action[3]) / 2.0
+        data.ctrl[sc.gripper_actuators] = sc.gripper_open * (1.0 - action[3]) / 2.0
         # the TCP follows a straight line to the target over the first 70% of the step; the joint targets lead
-        # by (kv / kp) * joint velocity so that the actuators' damping does not lag them behind
+        # by ((kv + joint damping) / kp) * joint velocity so that the damping does not lag them behind
         ramp = max(1, int(0.7 * self.n_substeps))
         velocity = (target - start) / (ramp * PHYSICS_DT)
         for k in range(self.n_substeps):
@@ -336,9 +382,9 @@ class PandaPickCubeEnv(gym.Env):
         return np.ascontiguousarray(self._viewer.render("rgb_array", camera_id=camera_id))
 
 
-def make_env(xml: str, *, max_episode_steps: int, **kwargs: Any) -> gym.Env:
+def make_env(assets: str, *, max_episode_steps: int, **kwargs: Any) -> gym.Env:
     """One sub-env with its time limit (module-level so ``async`` workers can build it)."""
-    return gym.wrappers.TimeLimit(PandaPickCubeEnv(xml, **kwargs), max_episode_steps)
+    return gym.wrappers.TimeLimit(PandaPickCubeEnv(assets, **kwargs), max_episode_steps)
 
 
 class FrankaSimEnv(GymVectorEnv):
@@ -352,9 +398,9 @@ class FrankaSimEnv(GymVectorEnv):
         cameras = tuple(opts.camera_names) if images else ()
         if cameras:
             select_mujoco_gl(f"{key}.init_params.images")
-        xml = panda_xml()
+        assets = panda_assets()
         terminate = bool(opts.terminate_on_success) and not cfg_get(config, "ignore_terminations", False)
-        fn = partial(make_env, xml, max_episode_steps=int(cfg_get(config, "max_episode_steps", DEFAULT_MAX_EPISODE_STEPS)),
+        fn = partial(make_env, assets, max_episode_steps=int(cfg_get(config, "max_episode_steps", DEFAULT_MAX_EPISODE_STEPS)),
                      cameras=cameras, image_size=(int(opts.camera_heights), int(opts.camera_widths)),
                      action_scale=float(opts.action_scale), control_dt=float(opts.control_dt),
                      lift_height=float(opts.lift_height), terminate_on_success=terminate,
