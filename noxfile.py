@@ -28,7 +28,7 @@ STRICT = {"RLINF_STRICT_PLUGINS": "1"}
 def tests(session: nox.Session) -> None:
     """All packages and the demo third-party plugin installed; the whole suite (no GPU tests)."""
     # metaworld (MuJoCo, no torch): about 50 s to install; tests/envs_embodied skips it when absent
-    session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[metaworld,vla,video]", DEMO_FIXTURE, *TEST_DEPS)
+    session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[metaworld,frankasim,vla,video]", DEMO_FIXTURE, *TEST_DEPS)
     session.run("rlinf", "plugins", "list", env=STRICT)
     session.run(
         "pytest", "tests", "--ignore=tests/minimal", "--ignore=tests/discovery", "-m", "not gpu and not slow",
@@ -116,7 +116,7 @@ def e2e(session: nox.Session) -> None:
     """Slow end-to-end runs (``@pytest.mark.slow``): the CPU quickstart's reward must rise (>= 0.7), PPO on
     Meta-World reach-v3 must reach >= 0.8 success (tests/flows/test_embodied_e2e.py), the embodied flow on Ray
     and under FSDP2 at world size 2, the VLAs through the conformance kit."""
-    session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[metaworld,vla,video]", *TEST_DEPS)
+    session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[metaworld,frankasim,vla,video]", *TEST_DEPS)
     session.run("pytest", "tests", "-m", "slow", "--ignore=tests/minimal", "--ignore=tests/discovery",
                 *(f"--ignore={path}" for path in SLOW_ELSEWHERE), "-p", "no:cacheprovider", *session.posargs,
                 env={"OMP_NUM_THREADS": "1"})
