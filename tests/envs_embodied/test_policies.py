@@ -244,3 +244,23 @@ def test_ppo_with_the_mlp_policy_raises_cartpole_return():
     late = float(np.mean(finished[-20:]))
     assert first is not None and first < 40, first  # a random CartPole policy lasts about 22 steps
     assert late > 3 * first and late > 100, (first, late, time.monotonic() - start)
+
+
+def test_discrete_fast_path_matches_torch_categorical():
+    """One categorical (Discrete): log-probs and entropy as torch.distributions computes them from the
+    same logits, and sampling draws what Categorical draws from the same generator state."""
+    policy = build(MLPPolicy, STATE, "discrete", chunks=2)
+    obs = observations(STATE, 6, seed=3)
+    with torch.no_grad():
+        feats, _ = policy._features(obs, False)
+        logits = policy.action_logits(feats).reshape(6, 2, 4)
+    dist = torch.distributions.Categorical(logits=logits)
+    torch.manual_seed(7)
+    sample = policy.sample(obs)
+    torch.manual_seed(7)
+    expected = dist.sample()
+    assert torch.equal(sample.actions - 1, expected)  # Discrete(4, start=1)
+    out = policy.evaluate(obs, sample.actions)
+    torch.testing.assert_close(out["log_probs"], dist.log_prob(expected), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out["entropy"], dist.entropy(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(sample.log_probs, out["log_probs"], atol=1e-6, rtol=0)

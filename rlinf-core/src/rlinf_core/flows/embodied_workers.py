@@ -47,8 +47,11 @@ def _load(kind: str, name: str) -> Any:
 
 def to_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A CPU tensor from a numpy array, list or tensor (on any device)."""
-    t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    return t.to(dtype) if dtype is not None else t
+    if isinstance(x, torch.Tensor):
+        t = x if x.is_cpu and not x.requires_grad else x.detach().cpu()
+    else:
+        t = torch.as_tensor(x if isinstance(x, np.ndarray) else np.asarray(x))
+    return t if dtype is None or t.dtype == dtype else t.to(dtype)
 
 
 def obs_to_cpu(obs: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,6 +83,16 @@ def stack_steps(items: list[Any]) -> Any:
 def _per_step(x: Any, n: int, k: int, dtype: torch.dtype) -> torch.Tensor:
     t = to_tensor(x, dtype)
     return t.reshape(n, k) if t.dim() == 2 else t.reshape(n, 1).expand(n, k).clone()
+
+
+_NP_DTYPES = {torch.float32: np.float32, torch.bool: np.bool_}
+
+
+def _column(x: Any, n: int, dtype: torch.dtype) -> np.ndarray:
+    """A fresh numpy copy ``(n,)`` of one value per sub-env (cast as :func:`to_tensor` casts)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", dtype).numpy().reshape(n).copy()
+    return np.array(x, dtype=_NP_DTYPES[dtype]).reshape(n)
 
 
 class EmbodiedEnvWorker(Worker):
@@ -183,7 +196,7 @@ class EmbodiedEnvWorker(Worker):
         self._state[mb] = {
             "obs": obs_to_cpu(obs), "rows": [], "values": [], "final_values": [], "rewards": [], "terminated": [],
             "truncated": [], "pending_final": None, "last_values": None,
-            "prev_reward": torch.zeros(n),
+            "prev_reward": torch.zeros(n), "zeros": torch.zeros(n),
             "ep_return": np.zeros(n), "ep_len": np.zeros(n, dtype=np.int64), "ep_success": np.zeros(n, dtype=bool),
             "done_once": np.zeros(n, dtype=bool), "first_return": np.zeros(n), "first_success": np.zeros(n, dtype=bool),
             "valid": [], "episodes": [], "frames": [],
@@ -208,20 +221,63 @@ class EmbodiedEnvWorker(Worker):
             st["final_values"].append(torch.where(torch.as_tensor(mask), vals, torch.zeros(())))
             st["pending_final"] = None
         elif st["rewards"]:
-            st["final_values"].append(torch.zeros(self.per_mb))
+            st["final_values"].append(st["zeros"])
 
     def step(self, mb: int, out: Mapping[str, Any]) -> dict[str, Any]:
         """Record the policy's output for the current observation, step the envs, track episodes."""
         st, env, n = self._state[mb], self.envs[mb], self.per_mb
         self._record_policy(st, out)
         values = out.get("values")
-        st["values"].append(torch.zeros(n) if values is None else to_tensor(values, torch.float32).reshape(n))
+        st["values"].append(st["zeros"] if values is None else to_tensor(values, torch.float32).reshape(n))
+        extras = out.get("extras")
         st["rows"].append({"obs": st["obs"], "actions": to_tensor(out["actions"]), "log_probs": to_tensor(out["log_probs"]),
-                           "extras": {k: to_tensor(v) for k, v in (out.get("extras") or {}).items()}})
-        st["valid"].append(torch.as_tensor(~st["done_once"]))
+                           "extras": {k: to_tensor(v) for k, v in extras.items()} if extras else {}})
+        st["valid"].append(torch.from_numpy(~st["done_once"]))
         obs, rew, term, trunc, info = env.step(out["actions"])
+        if np.ndim(rew) == 1:
+            ended = self._single_step(st, n, rew, term, trunc, info)
+        else:
+            ended = self._chunk_step(st, n, rew, term, trunc, info)
+        final_obs = None
+        if ended.any():
+            if "final_observation" in info:
+                final_obs = obs_to_cpu(info["final_observation"])
+                st["pending_final"] = ended
+            else:  # no final observation: the truncated ones cannot be bootstrapped
+                st["pending_final"] = None
+        st["obs"] = obs_to_cpu(obs)
+        if self.video:
+            st["frames"].append(self._frame(obs))
+        return {"obs": st["obs"], "final_obs": final_obs}
+
+    def _single_step(self, st: dict[str, Any], n: int, rew: Any, term: Any, trunc: Any,
+                     info: Mapping[str, Any]) -> np.ndarray:
+        """One env step per sub-env (``K = 1``): record it; returns which sub-envs' episodes ended."""
+        r = _column(rew, n, torch.float32)
+        terminated = _column(term, n, torch.bool)
+        truncated = _column(trunc, n, torch.bool)
+        if self.ignore_terminations:
+            terminated[:] = False
+        done = terminated | truncated
+        raw = torch.from_numpy(r).view(n, 1)
+        rewards = self._relative(st, raw, torch.from_numpy(done).view(n, 1)) if self.use_rel_reward else raw
+        st["rewards"].append(rewards * self.reward_coef if self.reward_coef != 1.0 else rewards)
+        st["terminated"].append(torch.from_numpy(terminated).view(n, 1))
+        st["truncated"].append(torch.from_numpy(truncated).view(n, 1))
+        succ = info["step_success"] if "step_success" in info else info.get("success")
+        st["ep_return"] += r  # episode stats in the env's own reward
+        st["ep_len"] += 1
+        if succ is not None:
+            st["ep_success"] |= _column(succ, n, torch.bool)
+        if done.any():
+            self._end_episodes(st, np.flatnonzero(done))
+        return done
+
+    def _chunk_step(self, st: dict[str, Any], n: int, rew: Any, term: Any, trunc: Any,
+                    info: Mapping[str, Any]) -> np.ndarray:
+        """An action chunk of ``K`` steps per sub-env: record them; returns which sub-envs' episodes ended."""
         rew_t = to_tensor(rew, torch.float32)
-        k = 1 if rew_t.dim() == 1 else rew_t.shape[1]
+        k = rew_t.shape[1]
         raw = _per_step(rew_t, n, k, torch.float32)
         terminated = _per_step(term, n, k, torch.bool)
         truncated = _per_step(trunc, n, k, torch.bool)
@@ -237,28 +293,24 @@ class EmbodiedEnvWorker(Worker):
         st["terminated"].append(terminated)
         st["truncated"].append(truncated)
         done = (terminated | truncated).numpy()
-        r, s = _per_step(rew_t, n, k, torch.float32).numpy(), succ.numpy()  # episode stats in the env's own reward
+        r, s = raw.numpy(), succ.numpy()  # episode stats in the env's own reward
         for j in range(k):
             st["ep_return"] += r[:, j]
             st["ep_len"] += 1
             st["ep_success"] |= s[:, j]
-            for i in np.flatnonzero(done[:, j]):
-                st["episodes"].append((float(st["ep_return"][i]), int(st["ep_len"][i]), bool(st["ep_success"][i])))
-                if not st["done_once"][i]:
-                    st["done_once"][i] = True
-                    st["first_return"][i], st["first_success"][i] = st["ep_return"][i], st["ep_success"][i]
-                st["ep_return"][i], st["ep_len"][i], st["ep_success"][i] = 0.0, 0, False
-        ended = done.any(axis=1)
-        final_obs = None
-        if ended.any() and "final_observation" in info:
-            final_obs = obs_to_cpu(info["final_observation"])
-            st["pending_final"] = ended
-        elif ended.any():  # no final observation: the truncated ones cannot be bootstrapped
-            st["pending_final"] = None
-        st["obs"] = obs_to_cpu(obs)
-        if self.video:
-            st["frames"].append(self._frame(obs))
-        return {"obs": st["obs"], "final_obs": final_obs}
+            if done[:, j].any():
+                self._end_episodes(st, np.flatnonzero(done[:, j]))
+        return done.any(axis=1)
+
+    @staticmethod
+    def _end_episodes(st: dict[str, Any], idx: np.ndarray) -> None:
+        """Record the episodes of sub-envs ``idx`` (ascending) that just ended and start new ones."""
+        ret, length, success = st["ep_return"], st["ep_len"], st["ep_success"]
+        st["episodes"].extend(zip(ret[idx].tolist(), length[idx].tolist(), success[idx].tolist(), strict=True))
+        first = idx[~st["done_once"][idx]]
+        st["done_once"][first] = True
+        st["first_return"][first], st["first_success"][first] = ret[first], success[first]
+        ret[idx], length[idx], success[idx] = 0.0, 0, False
 
     @staticmethod
     def _relative(st: dict[str, Any], raw: torch.Tensor, done: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ them through the plugin registries on first use, so third-party losses work the 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,11 +19,23 @@ def _load(kind: str, name: str) -> Callable[..., Any]:
     return get_plugins(strict=False).registries.load(kind, name)
 
 
+@functools.lru_cache(maxsize=256)
+def _accepted(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """The keyword names ``fn`` takes (``None`` when it takes ``**kw``), looked up once per function."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return frozenset(params)
+
+
 def call_accepting(fn: Callable[..., Any], **kwargs: Any) -> Any:
     """Call ``fn`` with the keyword arguments its signature accepts (all of them if it takes ``**kw``)."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    try:
+        accepted = _accepted(fn)
+    except TypeError:  # an unhashable callable: no cache
+        accepted = _accepted.__wrapped__(fn)
+    if accepted is not None:
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     return fn(**kwargs)
 
 

@@ -215,11 +215,20 @@ class GymVectorEnv:
             seed = [int(s) for s in seed]
         self._seeded = True
         obs, info = self._venv.reset(seed=seed, options=dict(options) if options else None)
-        return self._obs(obs), {"success": self._success(info, np.zeros(self.num_envs, dtype=bool))}
+        no_done = np.zeros(self.num_envs, dtype=bool)
+        return self._obs(obs), {"success": self._success(info, no_done, no_done)}
 
     def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
         """Execute single actions ``(N, ...)`` or chunks ``(N, K, ...)``; see the module docstring."""
         acts, chunked = self._check_actions(to_numpy(actions))
+        if not chunked:  # one step: no (N, K) arrays
+            obs, rew, term, trunc, info = self._venv.step(acts[:, 0])
+            term, trunc = np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool)
+            out_obs = self._obs(obs)
+            out_info: dict[str, Any] = {"success": self._success(info, term, trunc)}
+            if "final_obs" in info:
+                self._final(out_obs, out_info, {int(i): info["final_obs"][i] for i in np.flatnonzero(info["_final_obs"])})
+            return out_obs, np.asarray(rew, dtype=np.float32), term, trunc, out_info
         n, k = self.num_envs, acts.shape[1]
         rewards = np.zeros((n, k), dtype=np.float32)
         terminated = np.zeros((n, k), dtype=bool)
@@ -229,24 +238,25 @@ class GymVectorEnv:
         for j in range(k):
             obs, rew, term, trunc, info = self._venv.step(acts[:, j])
             rewards[:, j], terminated[:, j], truncated[:, j] = rew, term, trunc
-            success[:, j] = self._success(info, term | trunc)
+            success[:, j] = self._success(info, term, trunc)
             if "final_obs" in info:
                 for i in np.flatnonzero(info["_final_obs"]):
                     final_rows[int(i)] = info["final_obs"][i]
         out_obs = self._obs(obs)
-        out_info: dict[str, Any] = {"success": success.any(axis=1)}
-        if chunked:
-            out_info["step_success"] = success
-        if final_rows:
-            final = _copy(out_obs)
-            mask = np.zeros(n, dtype=bool)
-            for i, row in final_rows.items():
-                _set_row(final, i, self._mapper(row, None))
-                mask[i] = True
-            out_info["final_observation"], out_info["_final_observation"] = final, mask
-        if not chunked:
-            return out_obs, rewards[:, 0], terminated[:, 0], truncated[:, 0], out_info
+        out_info = {"success": success.any(axis=1), "step_success": success}
+        self._final(out_obs, out_info, final_rows)
         return out_obs, rewards, terminated, truncated, out_info
+
+    def _final(self, out_obs: dict[str, Any], out_info: dict[str, Any], final_rows: Mapping[int, Any]) -> None:
+        """``info["final_observation"]`` (and its mask) from the last observations of the ended sub-envs."""
+        if not final_rows:
+            return
+        final = _copy(out_obs)
+        mask = np.zeros(self.num_envs, dtype=bool)
+        for i, row in final_rows.items():
+            _set_row(final, i, self._mapper(row, None))
+            mask[i] = True
+        out_info["final_observation"], out_info["_final_observation"] = final, mask
 
     def close(self) -> None:
         """Close every sub-env (and the worker processes of ``async`` vectorization)."""
@@ -260,15 +270,14 @@ class GymVectorEnv:
             out["instruction"] = list(self._instructions)
         return out
 
-    def _success(self, info: Mapping[str, Any], done: np.ndarray) -> np.ndarray:
+    def _success(self, info: Mapping[str, Any], term: np.ndarray, trunc: np.ndarray) -> np.ndarray:
         """Success flags of one step: the sub-env's info, or its ``final_info`` where it just ended."""
-        n = self.num_envs
-        found = np.zeros(n, dtype=bool)
+        found = np.zeros(self.num_envs, dtype=bool)
         if "success" in info:
             found |= np.asarray(info["success"]).astype(bool) & np.asarray(info.get("_success", True), dtype=bool)
         final = info.get("final_info")
         if isinstance(final, Mapping) and "success" in final:
-            mask = np.asarray(final.get("_success", True), dtype=bool) & done
+            mask = np.asarray(final.get("_success", True), dtype=bool) & (term | trunc)
             found |= np.asarray(final["success"]).astype(bool) & mask
         return found
 

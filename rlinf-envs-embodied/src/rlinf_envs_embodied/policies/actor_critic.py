@@ -130,16 +130,22 @@ class ActorCriticPolicy(nn.Module):
     def sample(self, obs: Mapping[str, Any], *, deterministic: bool = False) -> ActionSample:
         """Actions for a batch of observations, with their log-probs (and values); no gradient."""
         feats, vfeats = self._features(obs, self.has_value_head)
-        dists = self._dists(feats)
+        extras: dict[str, Any] = {}
         if self._bins is None:
-            mean, std = dists
-            raw = mean if deterministic else mean + std * torch.randn_like(mean)
-            log_probs = Normal(mean, std).log_prob(raw).sum(-1)
-            extras: dict[str, Any] = {}
-            actions = raw
+            mean, std = self._dists(feats)
+            actions = mean if deterministic else mean + std * torch.randn_like(mean)
+            log_probs = Normal(mean, std, validate_args=False).log_prob(actions).sum(-1)
         else:
-            idx = torch.stack([c.probs.argmax(-1) if deterministic else c.sample() for c in dists], dim=-1)
-            log_probs = sum(c.log_prob(idx[..., i]) for i, c in enumerate(dists))
+            if len(self._bins) == 1:  # one categorical (Discrete): no list of distributions, stack or sum
+                logits = self._logits(feats)
+                probs = logits.softmax(-1)  # what Categorical.sample / .probs compute
+                idx = (probs.argmax(-1, keepdim=True) if deterministic
+                       else torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, True).view(*probs.shape[:-1], 1))
+                log_probs = logits.gather(-1, idx).squeeze(-1)
+            else:
+                dists = self._dists(feats)
+                idx = torch.stack([c.probs.argmax(-1) if deterministic else c.sample() for c in dists], dim=-1)
+                log_probs = sum(c.log_prob(idx[..., i]) for i, c in enumerate(dists))
             actions, extras = self._from_bins(idx), {"action_bins": self._squeeze(idx)}
         values = self.value_head(vfeats).squeeze(-1) if vfeats is not None else None
         return ActionSample(actions=self._squeeze(actions), log_probs=self._squeeze(log_probs), values=values,
@@ -148,18 +154,24 @@ class ActorCriticPolicy(nn.Module):
     def evaluate(self, obs: Mapping[str, Any], actions: Any, extras: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``{"log_probs", "entropy", "values"}`` of the given actions, with gradient."""
         feats, vfeats = self._features(obs, self.has_value_head)
-        dists = self._dists(feats)
         if self._bins is None:
-            mean, std = dists
+            mean, std = self._dists(feats)
             acts = self._unsqueeze(self._tensor(actions, torch.float32))
-            normal = Normal(mean, std)
+            normal = Normal(mean, std, validate_args=False)
             log_probs, entropy = normal.log_prob(acts).sum(-1), normal.entropy().sum(-1)
         else:
             given = (extras or {}).get("action_bins")
             idx = (self._unsqueeze(self._tensor(given, torch.long)) if given is not None
                    else self._to_bins(actions))
-            log_probs = sum(c.log_prob(idx[..., i]) for i, c in enumerate(dists))
-            entropy = sum(c.entropy() for c in dists)
+            if len(self._bins) == 1:  # one categorical: Categorical's log_prob and entropy, inline
+                logits = self._logits(feats)
+                log_probs = logits.gather(-1, idx).squeeze(-1)
+                p_log_p = logits.clamp(min=torch.finfo(logits.dtype).min) * logits.softmax(-1)
+                entropy = -p_log_p.sum(-1)
+            else:
+                dists = self._dists(feats)
+                log_probs = sum(c.log_prob(idx[..., i]) for i, c in enumerate(dists))
+                entropy = sum(c.entropy() for c in dists)
         values = self.value_head(vfeats).squeeze(-1) if vfeats is not None else None
         return {"log_probs": self._squeeze(log_probs), "entropy": self._squeeze(entropy), "values": values}
 
@@ -187,7 +199,12 @@ class ActorCriticPolicy(nn.Module):
             mean = self.action_mean(feats).view(n, k, self.action_dim)
             return mean, self.log_std.exp().expand_as(mean)
         logits = self.action_logits(feats).view(n, k, sum(self._bins))
-        return [Categorical(logits=part) for part in logits.split(self._bins, dim=-1)]
+        return [Categorical(logits=part, validate_args=False) for part in logits.split(self._bins, dim=-1)]
+
+    def _logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """Normalised logits ``(N, K, B)`` of a single categorical (as ``Categorical(logits=...).logits``)."""
+        logits = self.action_logits(feats).view(feats.shape[0], self.num_chunks, self._bins[0])
+        return logits - logits.logsumexp(dim=-1, keepdim=True)
 
     def _squeeze(self, x: torch.Tensor) -> torch.Tensor:
         """Drop the chunk dim when ``K = 1`` and the action dim of a ``Discrete`` space."""
