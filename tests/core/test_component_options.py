@@ -85,6 +85,7 @@ def test_errors_name_the_full_key_with_did_you_mean(plugins):
     def check(section):
         return _problems(plugins, {"rollout": {"rollout_backend": "fastgen", "fastgen": section}})
 
+    assert check({"max_bach": None})[0].startswith("unknown config key 'rollout.fastgen.max_bach'")  # null too
     (line,) = check({"max_bach": 8})
     assert line.startswith("unknown config key 'rollout.fastgen.max_bach'. Did you mean 'max_batch'?")
     assert "Valid keys of rollout.fastgen: max_batch, mode, seed, cache" in line

@@ -254,6 +254,10 @@ class Policy(Protocol):
 
     Constructed as ``cls(config, *, observation_space, action_space)`` with the ``actor.model``
     section. Its ``state_dict`` / ``load_state_dict`` (from ``nn.Module``) carry weight sync.
+
+    Optional: ``values(obs) -> (N,)`` value estimates without sampling. The embodied flow uses it
+    to value the final observation of a truncated episode (the GAE bootstrap) when the policy has
+    it, and ``sample(obs, deterministic=True).values`` otherwise.
     """
 
     def sample(self, obs: Mapping[str, Any], *, deterministic: bool = False) -> ActionSample:

@@ -82,11 +82,11 @@ def section_problems(value: Any, schema: type, path: str) -> list[str]:
         raw = {}
     if not isinstance(raw, dict):
         return [f"config key '{path}' is a section and must hold keys, not {raw!r}"]
-    raw = {k: v for k, v in raw.items() if v is not None}  # null: the default
     problems: list[str] = []
-    check_keys(raw, schema, f"{path}.", problems)
+    check_keys(dict(raw), schema, f"{path}.", problems)  # a misspelt key is unknown even when null
     if problems:
         return problems
+    raw = {k: v for k, v in raw.items() if v is not None}  # null: the default
     merged, problems = _merged(schema, raw, path)
     if problems:
         return problems
