@@ -223,8 +223,8 @@ def gpu(session: nox.Session) -> None:
 def e2e_vla(session: nox.Session) -> None:
     """The tiny VLAs (openvla, openvla_oft PPO and GRPO, pi0) learn rlinf/InstructionTargets-v0 from random init
     through `rlinf run`; `rlinf eval` must reach what each run measured, with margin (tests/envs_embodied/vla/
-    test_vla_e2e.py: openvla_oft PPO 0.875 and pi0 0.84 reach the issue's 0.8, openvla 0.69 and OFT GRPO 0.75 do
-    not yet). Roughly 5-10 minutes per model on a loaded 2-core machine. Not a default session."""
+    test_vla_e2e.py: openvla_oft PPO 0.875, OFT GRPO 0.875 and pi0 0.84 reach the issue's 0.8, openvla 0.69 does
+    not yet). Roughly 5-15 minutes per model on a loaded 2-core machine. Not a default session."""
     session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[vla]", *TEST_DEPS)
     session.run("pytest", "tests/envs_embodied/vla", "-m", "slow", "-s", "-p", "no:cacheprovider", *session.posargs,
                 env={"OMP_NUM_THREADS": "1"})
