@@ -25,6 +25,9 @@ import difflib
 from dataclasses import dataclass, fields
 from typing import Any
 
+from rlinf_core.config.access import get as _get
+from rlinf_core.config.access import plain as _plain
+
 #: Keys read by the backend (top level of ``actor.megatron``).
 KEYS = (
     "tensor_model_parallel_size", "pipeline_model_parallel_size", "virtual_pipeline_model_parallel_size",
@@ -54,23 +57,6 @@ _DISPATCHERS = ("alltoall", "allgather")
 def _did_you_mean(key: str, valid: tuple[str, ...]) -> str:
     near = difflib.get_close_matches(key, valid, n=1)
     return f" (did you mean {near[0]}?)" if near else ""
-
-
-def _plain(value: Any) -> Any:
-    try:
-        from omegaconf import OmegaConf
-    except ImportError:  # pragma: no cover
-        return value
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
-def _get(config: Any, dotted: str, default: Any = None) -> Any:
-    node = config
-    for part in dotted.split("."):
-        if node is None:
-            return default
-        node = node.get(part) if hasattr(node, "get") else getattr(node, part, None)
-    return default if node is None else node
 
 
 class MegatronConfigError(ValueError):
