@@ -16,8 +16,7 @@ nox.options.sessions = ["lint", "minimal", "discovery", "tests", "soak", "vllm",
                          "authoring"]
 
 
-
-def session(func):
+def ci_session(func):
     """``nox.session``; with RLINF_NOX_DELETE_VENVS=1 (set by .ci/run) the session's venv is deleted when it ends.
 
     The default sessions' venvs take 0.04-3.8 GB each, 17 GB together: more than a CI machine's free disk (a CI
@@ -30,7 +29,7 @@ def session(func):
             func(nox_session)
         finally:
             location = getattr(nox_session.virtualenv, "location", None)
-            if os.environ.get("RLINF_NOX_DELETE_VENVS") == "1" and location and os.path.isdir(location):
+            if location and os.environ.get("RLINF_NOX_DELETE_VENVS") == "1":
                 shutil.rmtree(location, ignore_errors=True)
 
     return nox.session(run)
@@ -50,7 +49,7 @@ TEST_DEPS = ("pytest>=8", "hypothesis>=6", "pyarrow")
 STRICT = {"RLINF_STRICT_PLUGINS": "1"}
 
 
-@session
+@ci_session
 def tests(session: nox.Session) -> None:
     """All packages and the demo third-party plugin installed; the whole suite (no GPU tests)."""
     # metaworld (MuJoCo, no torch): about 50 s to install; tests/envs_embodied skips it when absent
@@ -62,7 +61,7 @@ def tests(session: nox.Session) -> None:
     )
 
 
-@session
+@ci_session
 def minimal(session: nox.Session) -> None:
     """rlinf-core alone: `import rlinf_core` and `rlinf plugins list` work and import no torch."""
     session.install(*CONSTRAINTS, "./rlinf-core", "pytest>=8")
@@ -70,7 +69,7 @@ def minimal(session: nox.Session) -> None:
     session.run("pytest", "tests/minimal", *session.posargs)
 
 
-@session
+@ci_session
 def discovery(session: nox.Session) -> None:
     """The third-party, broken, duplicate, exiting, clashing and incompatible fixture packages beside rlinf-core."""
     fixtures = ("broken", "duplicate", "exit", "clash")
@@ -84,7 +83,7 @@ def discovery(session: nox.Session) -> None:
     session.run("pytest", "tests/discovery", *session.posargs)
 
 
-@session
+@ci_session
 def lint(session: nox.Session) -> None:
     """ruff over every package, the tests, examples and benchmarks."""
     session.install(*CONSTRAINTS, "ruff>=0.6")
@@ -95,7 +94,7 @@ def lint(session: nox.Session) -> None:
 VERL_CORE_ALGOS_DEPS = ("numpy", "omegaconf", "tensordict", "packaging", "ray", "transformers", "codetiming", "orjson")
 
 
-@session
+@ci_session
 def bench_algos(session: nox.Session) -> None:
     """benchmarks/algos.py with veRL's core_algos (verl without its GPU dependencies) beside ours."""
     session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", *VERL_CORE_ALGOS_DEPS)
@@ -103,7 +102,7 @@ def bench_algos(session: nox.Session) -> None:
     session.run("python", "benchmarks/algos.py", *session.posargs)
 
 
-@session
+@ci_session
 def parity(session: nox.Session) -> None:
     """Every registered rlinf-algos function against veRL 0.9.1's core_algos, float32 and float64, at 1e-5.
 
@@ -118,7 +117,7 @@ def parity(session: nox.Session) -> None:
 VLLM_CPU_BREAKS = ("torchvision", "torchaudio", "torchcodec")
 
 
-@session
+@ci_session
 def vllm(session: nox.Session) -> None:
     """The `vllm` rollout engine for real on CPU through vllm-cpu (it pins our torch): tests/backends_vllm.
 
@@ -137,7 +136,7 @@ def vllm(session: nox.Session) -> None:
 SLOW_ELSEWHERE = ("tests/envs_embodied/vla/test_vla_e2e.py", "tests/authoring", "tests/backends_megatron")
 
 
-@session
+@ci_session
 def e2e(session: nox.Session) -> None:
     """Slow end-to-end runs (``@pytest.mark.slow``): the CPU quickstart's reward must rise (>= 0.7), PPO on
     Meta-World reach-v3 must reach >= 0.8 success (tests/flows/test_embodied_e2e.py), the embodied flow on Ray
@@ -148,7 +147,7 @@ def e2e(session: nox.Session) -> None:
                 env={"OMP_NUM_THREADS": "1"})
 
 
-@session
+@ci_session
 def soak(session: nox.Session) -> None:
     """The demo flow on Ray for 600 iterations (``-- --long``: 6000); fails if driver, rank or GCS memory
     keeps growing after warm-up (tests/runtime/soak.py)."""
@@ -156,7 +155,7 @@ def soak(session: nox.Session) -> None:
     session.run("python", "tests/runtime/soak.py", *session.posargs)
 
 
-@session
+@ci_session
 def bench_trl(session: nox.Session) -> None:
     """benchmarks/grpo_vs_trl.py: the reasoning flow's GRPO against TRL's GRPOTrainer on the CPU quickstart task,
     same model, prompts, reward and hyper-parameters, in one process. Not a default session (minutes per seed).
@@ -165,7 +164,7 @@ def bench_trl(session: nox.Session) -> None:
     session.run("python", "benchmarks/grpo_vs_trl.py", *session.posargs)
 
 
-@session
+@ci_session
 def simulators(session: nox.Session) -> None:
     """ManiSkill3 and LIBERO for real on CPU: the `[maniskill]` and `[libero]` extras in one venv (they do not
     conflict), software Vulkan from scripts/setup_cpu_vulkan.sh, then tests/envs_embodied/test_maniskill*.py and
@@ -191,7 +190,7 @@ SIM_EXAMPLE = "./examples/plugins/rlinf-sim-example"
 VLA_EXAMPLE = "./examples/plugins/rlinf-vla-example"
 
 
-@session
+@ci_session
 def authoring(session: nox.Session) -> None:
     """The plugin author's kit (tests/authoring; the first-party conformance suites in tests/conformance run in
     `tests` and `e2e`, which install every extra they need): `rlinf new-plugin` for every kind, the guide's
@@ -220,7 +219,7 @@ def authoring(session: nox.Session) -> None:
         session.error(f"tiny_vla: rlinf eval success {success} after 80 PPO steps (measured 0.94); expected >= 0.8")
 
 
-@session
+@ci_session
 def megatron(session: nox.Session) -> None:
     """The megatron training backend on the CPU (tests/backends_megatron, slow ones included; no GPU tests):
     megatron-core under a test-only CUDA shim, two-process TP / PP / DP / EP / virtual-PP runs over gloo,
@@ -233,7 +232,7 @@ def megatron(session: nox.Session) -> None:
                 env={"OMP_NUM_THREADS": "1"})
 
 
-@session
+@ci_session
 def gpu(session: nox.Session) -> None:
     """Every ``@pytest.mark.gpu`` test, on a CUDA machine. No constraints.txt: it pins the CPU torch; PyPI's
     Linux torch wheels are CUDA builds. SGLang pins its own torch: install it first if its tests should run."""
@@ -244,7 +243,7 @@ def gpu(session: nox.Session) -> None:
                 "-p", "no:cacheprovider", *session.posargs)
 
 
-@session
+@ci_session
 def e2e_vla(session: nox.Session) -> None:
     """The tiny VLAs (openvla, openvla_oft PPO and GRPO, pi0) learn rlinf/InstructionTargets-v0 from random init
     through `rlinf run`; `rlinf eval` must reach what each run measured, with margin (tests/envs_embodied/vla/
@@ -255,7 +254,7 @@ def e2e_vla(session: nox.Session) -> None:
                 env={"OMP_NUM_THREADS": "1"})
 
 
-@session
+@ci_session
 def bench_sb3(session: nox.Session) -> None:
     """benchmarks/ppo_vs_sb3.py: the embodied flow's PPO against stable-baselines3's PPO on CartPole-v1 (or
     Meta-World reach-v3: `-- --simulator metaworld`), same env, network and hyper-parameters, in one process.
