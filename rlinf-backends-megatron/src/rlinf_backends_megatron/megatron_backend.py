@@ -741,7 +741,7 @@ class MegatronBackend:
                     pairs = from_mcore_shards(src, pieces, shapes=self.shapes, partition_dim=split)
                     for hf_name, tensor in pairs:
                         if me == 0:
-                            yield hf_name, tensor
+                            yield from self._with_tied(hf_name, tensor)
                         else:
                             dist.send(tensor.contiguous(), dst=0)
             elif me == 0:
@@ -749,7 +749,15 @@ class MegatronBackend:
                 for hf_name, shape in hf:
                     buf = torch.empty(shape, dtype=dtype, device=self.device)
                     dist.recv(buf, src=owner)
-                    yield hf_name, buf
+                    yield from self._with_tied(hf_name, buf)
+
+    def _with_tied(self, hf_name: str, tensor: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(hf_name, tensor)``, and for a tied embedding ``lm_head.weight`` too, as the Hugging Face
+        ``state_dict`` has it: an engine that keeps the output layer apart (vLLM's CPU backend repacks it)
+        would otherwise sample from the stale one."""
+        yield hf_name, tensor
+        if self.tied and hf_name == "model.embed_tokens.weight":
+            yield "lm_head.weight", tensor
 
     def _tp_gather(self, param: torch.nn.Parameter, split: int | None) -> list[torch.Tensor]:
         _, size, group = self._tp(param)

@@ -187,7 +187,11 @@ class TrainingBackend(Protocol):
 
     def export_weights(self) -> Iterator[tuple[str, Any]]:
         """Full (unsharded) weights with Hugging Face key names, for a rollout engine. A
-        collective: every rank calls it; rank 0 yields the tensors, other ranks yield nothing."""
+        collective: every rank calls it; rank 0 yields the tensors, other ranks yield nothing.
+
+        The names are those of the Hugging Face model's ``state_dict()``: tied weights appear
+        under each of their names (``model.embed_tokens.weight`` and ``lm_head.weight``), since
+        an engine may keep them apart (vLLM's CPU backend repacks ``lm_head``)."""
         ...
 
     def save_checkpoint(self, path: str) -> None:
