@@ -46,6 +46,17 @@ per CPU second, 0.85x in the rollout alone; the update 4.1 vs 3.2 ms per optimiz
 Learning is unchanged by the speed-ups (bit-identical results): both solve the task (deterministic eval
 return 500 on every seed); env steps to a rollout averaging 475: rlinf 101k (136k / 96k / 72k), SB3 109k
 (100k / 124k / 104k), 0.93x.
+
+Measured 2026-12-03 (same machine and versions, load average ~4; ``--total-steps 200000 --seeds 3``). Before
+the speed-ups of that day: 0.82x per CPU second (``--total-steps 50000 --seeds 1``: rlinf 11414, SB3 13935).
+After them (the policy runs its MLPs' weights directly and caches its device, values-only calls run the
+critic alone, V(final observation) only for truncated episodes, per-step records stacked once per rollout,
+a direct single-step path in the vector env, one host sync per loss call and per update pass instead of
+several per mini-batch, the mini-batches sliced from one gather per pass): rlinf 8971 env steps/s (13085 per
+CPU second), SB3 8725 (12763): 1.03x wall, 1.03x per CPU second, 1.14x in the rollout alone; the update
+8.9 vs 8.5 s (CPU time per optimizer step, measured apart: 3.05 vs 2.77 ms). Learning unchanged in kind:
+both solve the task (deterministic eval return 500 on every seed); env steps to a rollout averaging 475:
+rlinf 99k (108k / 112k / 76k), SB3 109k (100k / 124k / 104k), 0.90x.
 """
 
 from __future__ import annotations

@@ -172,3 +172,28 @@ def test_micro_batches_split_numpy_and_list_rows_like_tensors():
     assert part["obs"]["image"].tolist() == [[8, 9], [2, 3]] and part["obs"]["instruction"] == ["e", "b"]
     assert part["actions"].tolist() == [4.0, 1.0] and part["scale"] == 2.0 and part["meta"].shape == (3,)
     assert take_rows(batch, slice(2, 4), 6)["obs"]["image"].tolist() == [[4, 5], [6, 7]]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_actor_model_precision_casts_the_policy_it_trains(precision):
+    """``actor.model.precision`` casts the policy's parameters; a step trains them in that dtype."""
+    cfg = _config()
+    cfg["actor"]["model"]["precision"] = precision
+    backend = FSDPBackend(cfg, role="actor", observation_space=OBS, action_space=ACT)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    before = {k: v.clone() for k, v in backend.export_weights()}
+    assert {v.dtype for v in before.values()} == {dtype}
+    metrics = _step(backend, _batch())
+    assert np.isfinite(metrics["loss"]) and metrics["skipped"] == 0.0
+    after = dict(backend.export_weights())
+    assert all(v.dtype == dtype for v in after.values())
+    assert not torch.equal(after["action_mean.weight"], before["action_mean.weight"])
+
+
+def test_unknown_actor_model_precision_is_a_config_error():
+    from rlinf_core.errors import ConfigError
+
+    cfg = _config()
+    cfg["actor"]["model"]["precision"] = "fp8"
+    with pytest.raises((ConfigError, ValueError), match=r"actor\.model\.precision: unknown precision 'fp8'.*fp32, bf16, fp16"):
+        FSDPBackend(cfg, role="actor", observation_space=OBS, action_space=ACT)

@@ -264,3 +264,71 @@ def test_discrete_fast_path_matches_torch_categorical():
     torch.testing.assert_close(out["log_probs"], dist.log_prob(expected), atol=1e-6, rtol=0)
     torch.testing.assert_close(out["entropy"], dist.entropy(), atol=1e-6, rtol=0)
     torch.testing.assert_close(sample.log_probs, out["log_probs"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [(None, torch.float32), ("fp32", torch.float32),
+                                                  ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+@pytest.mark.parametrize(("cls", "obs_space", "kind"), [(MLPPolicy, STATE, "discrete"), (MLPPolicy, STATE, "gaussian"),
+                                                        (CNNPolicy, IMAGES, "bins")])
+def test_precision_casts_the_parameters_and_keeps_float32_outputs(cls, obs_space, kind, precision, dtype):
+    policy = build(cls, obs_space, kind, **({} if precision is None else {"precision": precision}))
+    assert {p.dtype for p in policy.parameters()} == {dtype}
+    obs = observations(obs_space, 6, seed=1)
+    sample = policy.sample(obs)
+    out = policy.evaluate(obs, sample.actions, sample.extras)
+    for x in (sample.log_probs, sample.values, policy.values(obs), out["log_probs"], out["entropy"], out["values"]):
+        assert x.dtype == torch.float32 and torch.isfinite(x).all()
+    # the log-probs the policy sampled with are those it scores the actions with, at its own precision
+    torch.testing.assert_close(out["log_probs"].detach(), sample.log_probs, atol=1e-5, rtol=0)
+    (out["log_probs"].sum() + out["values"].sum()).backward()
+    assert all(p.grad is not None and p.grad.dtype == dtype for p in policy.parameters() if p.requires_grad)
+
+
+def test_a_bf16_copy_loads_the_weights_and_a_cast_policy_follows_its_parameters():
+    """The rollout copy (same config) loads the actor's bf16 state dict as the flow's weight sync does; a
+    policy cast after construction (``.to(dtype)``) takes its observations in the new dtype."""
+    actor = build(MLPPolicy, STATE, "discrete", precision="bf16")
+    torch.manual_seed(5)
+    rollout = MLPPolicy({"hidden_dim": 32, "add_value_head": True, "precision": "bf16"}, observation_space=STATE,
+                        action_space=ACTION_SPACES["discrete"][0])
+    rollout.load_state_dict(actor.state_dict())
+    obs = observations(STATE, 4)
+    torch.testing.assert_close(rollout.values(obs), actor.values(obs).detach(), atol=0, rtol=0)
+    cast = build(MLPPolicy, STATE, "discrete").to(torch.float16)
+    assert cast.values(obs).dtype == torch.float32 and cast.sample(obs).log_probs.dtype == torch.float32
+
+
+@pytest.mark.parametrize(("value", "hint"), [("bf61", "Did you mean 'bf16'?"), ("int8", "")])
+def test_unknown_precision_is_a_one_line_config_error(value, hint):
+    with pytest.raises(ConfigError) as err:
+        build(MLPPolicy, STATE, "discrete", precision=value)
+    message = str(err.value)
+    assert message.startswith(f"actor.model.precision: unknown precision {value!r}.") and "\n" not in message
+    assert message.endswith("Valid: fp32, bf16, fp16") and hint in message
+
+
+@pytest.mark.parametrize(("cls", "obs_space"), [(MLPPolicy, STATE), (CNNPolicy, IMAGES)])
+def test_values_run_the_critic_alone(cls, obs_space):
+    """``values`` does not run the actor's layers (the bootstrap of a truncation asks only for V)."""
+    policy = build(cls, obs_space, "discrete")
+    calls = []
+    policy.actor.register_forward_hook(lambda *_: calls.append(1))
+    obs = observations(obs_space, 3)
+    with torch.no_grad():
+        v = policy.values(obs)
+        torch.testing.assert_close(v, policy.sample(obs).values)
+    assert len(calls) == 1  # the sample's, not the values'
+
+
+def test_mlp_fast_path_equals_calling_each_layer():
+    """The MLP runs its layers' weights directly; a hook on one layer makes it call the layers as usual."""
+    policy = build(MLPPolicy, STATE, "gaussian")
+    x = torch.randn(4, 5)
+    by_layer = x
+    for layer in policy.actor:
+        by_layer = layer(by_layer)
+    torch.testing.assert_close(policy.actor(x), by_layer, atol=0, rtol=0)
+    seen = []
+    policy.actor[0].register_forward_hook(lambda *_: seen.append(1))
+    torch.testing.assert_close(policy.actor(x), by_layer, atol=0, rtol=0)
+    assert seen == [1]

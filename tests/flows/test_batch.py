@@ -43,3 +43,19 @@ def test_pad_rows_all_empty_responses_and_bad_lengths():
         pad_rows([[1], [2]], [[3]], 0)
     with pytest.raises(ValueError, match="log-probs and response differ in length"):
         pad_rows([[1]], [[2, 3]], 0, [[-0.5]])
+
+
+def test_embodied_minibatch_parts_sent_to_ray_ranks_pickle_only_their_rows():
+    import pickle
+
+    from rlinf_core.flows.embodied import _compact, _take
+
+    rows = 1000
+    batch = {"obs": {"image": torch.zeros(rows, 3, 32, 32, dtype=torch.uint8)}, "advantages": torch.randn(rows),
+             "instruction": ["x"] * rows}
+    part = _take(batch, slice(0, 10), rows)  # a view of the pass's rows
+    assert len(pickle.dumps(part)) > rows * 3 * 32 * 32  # the view would carry the whole storage
+    small = _compact(part)
+    assert len(pickle.dumps(small)) < 20 * 3 * 32 * 32
+    assert torch.equal(small["obs"]["image"], batch["obs"]["image"][:10]) and small["instruction"] == ["x"] * 10
+    assert torch.equal(small["advantages"], batch["advantages"][:10])

@@ -28,8 +28,9 @@ def _rollout(worker: EmbodiedEnvWorker, steps: int, step_id: int = 0) -> tuple[t
     first = worker.reset(0)["obs"]["state"]
     for t in range(steps):
         worker.step(0, {"actions": np.full(2, t % 2), "log_probs": torch.zeros(2)})
-    st = worker._state[0]
-    return torch.stack(st["rewards"], 1)[..., 0], torch.stack(st["terminated"], 1)[..., 0], np.asarray(first)
+    worker.finish(0, {"values": None})
+    data = worker.collect(0)
+    return data["rewards"][..., 0], data["terminated"][..., 0], np.asarray(first)
 
 
 def test_rel_reward_trains_on_the_change_of_the_reward_within_each_episode():

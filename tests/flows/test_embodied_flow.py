@@ -175,8 +175,9 @@ def test_gae_bootstraps_truncation_not_termination(tmp_path, env_id, horizon, te
     assert not data[other].any()
     states = data["rows"]["obs"]["state"].reshape(2, 5)
     assert states[0].tolist() == [0.0, 1.0, 2.0, 0.0, 1.0]  # auto-reset after the 3rd step
-    # V(final observation) is recorded for both; only the truncation uses it
-    assert data["final_values"][:, 2].tolist() == pytest.approx([v_final, v_final], abs=1e-6)
+    # V(final observation) is asked for and recorded only for the truncation (a termination needs none)
+    expected_final = [v_final, v_final] if terminal == "truncated" else [0.0, 0.0]
+    assert data["final_values"][:, 2].tolist() == pytest.approx(expected_final, abs=1e-6)
     assert (data["final_values"][:, [0, 1, 3, 4]] == 0).all()
     for i in range(2):
         values = data["values"][i].tolist()
@@ -322,6 +323,15 @@ def test_action_dim_mismatch_names_the_key(tmp_path):
         flow.train()
     (line,) = info.value.problems
     assert line.startswith("actor.model.action_dim: 3 does not match") and "set it to 1" in line and "\n" not in line
+
+
+def test_unknown_precision_names_the_key_and_the_choices(tmp_path):
+    flow, _ = _make_flow(_config(tmp_path, **{"actor.model.precision": "bf61"}))
+    with pytest.raises(ConfigError) as info:
+        flow.train()
+    (line,) = info.value.problems
+    assert line.startswith("actor.model.precision: unknown precision 'bf61'.") and "Did you mean 'bf16'?" in line
+    assert line.endswith("Valid: fp32, bf16, fp16") and "\n" not in line
 
 
 def test_gae_without_value_head_and_unknown_adv_type(tmp_path):

@@ -28,7 +28,8 @@ def _prepare(loss: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     return loss, as_mask(mask, loss, like_name="loss")
 
 
-def _count(given: Count, default: Tensor, like: Tensor) -> Tensor:
+def _count(given: Count, default: Tensor | None, like: Tensor) -> Tensor:
+    """``given`` (or ``default``, computed by the caller only when ``given`` is None) as ``like``'s float dtype, >= 1."""
     count = default if given is None else torch.as_tensor(given, device=like.device)
     return count.to(torch.promote_types(like.dtype, torch.float32)).clamp(min=1)
 
@@ -44,7 +45,7 @@ def token_mean(
 ) -> Tensor:
     r""":math:`\sum_{i,t} m_{it} l_{it} / N_{tokens}` (DAPO's token-level loss)."""
     loss, mask = _prepare(loss, mask)
-    return masked_sum(loss, mask) / _count(global_tokens, mask.sum(), loss)
+    return masked_sum(loss, mask) / _count(global_tokens, mask.sum() if global_tokens is None else None, loss)
 
 
 def token_sum(

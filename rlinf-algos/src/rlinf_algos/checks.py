@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
+
+#: Whether :func:`check_finite` checks (see :func:`finite_checks`).
+_FINITE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("rlinf_algos_finite_checks", default=True)
+
+
+@contextlib.contextmanager
+def finite_checks(enabled: bool) -> Iterator[None]:
+    """Turn :func:`check_finite` on or off within the block (it is on by default).
+
+    Off, the losses and estimators skip their NaN / inf checks, a host sync each: for a caller that
+    checked its fixed inputs once (e.g. once per training step rather than per mini-batch) and lets a
+    non-finite model output show as a non-finite loss, whose optimizer step the training backend skips.
+    """
+    token = _FINITE_CHECKS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _FINITE_CHECKS.reset(token)
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
@@ -51,7 +73,9 @@ def check_same_shape(ref_name: str, ref: Tensor, **others: Tensor | None) -> Non
 
 
 def check_finite(x: Tensor, name: str, mask: Tensor | None = None) -> None:
-    """No NaN or inf in ``x`` (at positions where ``mask`` is true)."""
+    """No NaN or inf in ``x`` (at positions where ``mask`` is true); nothing under ``finite_checks(False)``."""
+    if not _FINITE_CHECKS.get():
+        return
     bad = ~torch.isfinite(x)
     if mask is not None:
         bad = bad & mask

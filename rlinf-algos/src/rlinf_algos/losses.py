@@ -9,6 +9,9 @@ are passed to :func:`rlinf_algos.aggregation.aggregate`.
 
 Every importance ratio is :math:`\exp` of the log-ratio clamped to ``[-20, 20]`` (GSPO's sequence
 log-ratio: at most 10), so one extreme token cannot overflow a step.
+
+Inputs are checked for NaN / inf (one host sync each) unless the caller runs the loss under
+:func:`rlinf_algos.checks.finite_checks` ``(False)``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,18 @@ def _frac(x: Tensor, mask: Tensor) -> Tensor:
     return masked_mean(x.float(), mask)
 
 
+class _MaskedMeans:
+    """:func:`masked_mean` of several tensors of one shape and ``mask`` (bool), the count taken once."""
+
+    def __init__(self, mask: Tensor, dtype: torch.dtype):
+        self.mask, self.zero = mask, torch.zeros((), dtype=dtype, device=mask.device)
+        self.count = mask.sum()
+        self.denom = self.count.clamp(min=1).to(dtype)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return torch.where(self.mask, x, self.zero).sum() / self.denom
+
+
 def ppo(
     *,
     log_probs: Tensor,
@@ -100,7 +115,8 @@ def ppo(
       above); pair it with ``loss_agg="seq-mean-token-mean"``.
 
     Metrics: ``clipfrac`` (tokens where the clipped term is active), ``dual_clipfrac``,
-    ``approx_kl`` (mean of :math:`\log\pi^{old} - \log\pi`), ``ratio_mean/min/max``.
+    ``approx_kl`` (mean of :math:`\log\pi^{old} - \log\pi`), ``ratio_mean/min/max`` (1 when no
+    token is valid); no host sync under ``finite_checks(False)``.
     """
     logp, old, adv, mask = _policy_inputs(log_probs, old_log_probs, advantages, mask)
     assert old is not None
@@ -126,14 +142,15 @@ def ppo(
         per_token = torch.where(adv < 0, torch.minimum(per_token, dual_bound), per_token)
     loss = aggregate(per_token, mask, loss_agg, global_tokens=global_tokens, global_seqs=global_seqs, max_tokens=max_tokens)
     with torch.no_grad():
-        ratio_valid = ratio[mask] if bool(mask.any()) else ratio.new_ones(1)
+        mean = _MaskedMeans(mask, ratio.dtype)
+        any_valid, one, inf = mean.count > 0, ratio.new_ones(()), ratio.new_tensor(float("inf"))
         metrics = {
-            "clipfrac": _frac(clipped_term > unclipped, mask),
-            "dual_clipfrac": _frac(dual_active, mask),
-            "approx_kl": masked_mean(-kl_log_ratio, mask),
-            "ratio_mean": ratio_valid.mean(),
-            "ratio_min": ratio_valid.min(),
-            "ratio_max": ratio_valid.max(),
+            "clipfrac": mean((clipped_term > unclipped).to(ratio.dtype)),
+            "dual_clipfrac": mean(dual_active.to(ratio.dtype)) if clip_ratio_c is not None else mean.zero.clone(),
+            "approx_kl": mean(-kl_log_ratio),
+            "ratio_mean": torch.where(any_valid, mean(ratio), one),
+            "ratio_min": torch.where(any_valid, torch.where(mask, ratio, inf).amin(), one),
+            "ratio_max": torch.where(any_valid, torch.where(mask, ratio, -inf).amax(), one),
         }
     return loss, metrics
 
@@ -529,5 +546,7 @@ def value_loss(
         per_token, clip_active = torch.maximum(plain, clipped), clipped > plain
     loss = aggregate(per_token, mask, loss_agg, global_tokens=global_tokens, global_seqs=global_seqs, max_tokens=max_tokens)
     with torch.no_grad():
-        metrics = {"vf_clipfrac": _frac(clip_active, mask), "value_mean": masked_mean(v, mask)}
+        mean = _MaskedMeans(mask, v.dtype)
+        metrics = {"vf_clipfrac": mean(clip_active.to(v.dtype)) if value_clip is not None else mean.zero.clone(),
+                   "value_mean": mean(v)}
     return loss, metrics

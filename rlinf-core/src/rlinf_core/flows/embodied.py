@@ -72,7 +72,9 @@ class EmbodiedObjective:
     log-probs with the row's advantage, minus ``entropy_bonus`` x entropy, plus ``value_loss_coef`` x
     the clipped value loss of the policy's value head (when it has one and the batch has returns).
     Means are over the valid rows of the whole optimizer step (``global_seqs``), so micro-batches and
-    ranks add up.
+    ranks add up. The losses skip their NaN / inf checks of the inputs (``finite_checks(False)``): the flow
+    checks the rollout's once per step (:func:`check_batch_finite`), and a non-finite policy output makes
+    a non-finite loss, whose step the backend skips. The metrics come back as floats in one host sync.
     """
 
     loss_type: str = "ppo"
@@ -87,9 +89,30 @@ class EmbodiedObjective:
     with_entropy: bool = True
 
     def __call__(self, outputs: Mapping[str, Any], mb: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
+        from rlinf_algos.checks import finite_checks
+
+        with finite_checks(False):
+            return self._loss(outputs, mb)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to Ray ranks) without the looked-up loss function; each process looks it up again."""
+        state = dict(self.__dict__)
+        state.pop("_policy_loss", None)
+        return state
+
+    def _policy_loss_fn(self) -> Any:
+        """The ``policy_loss`` component ``loss_type`` names, looked up in the registry once per instance."""
+        fn = self.__dict__.get("_policy_loss")
+        if fn is None:
+            from rlinf_core.flows.objectives import _load
+
+            fn = self.__dict__["_policy_loss"] = _load("policy_loss", self.loss_type)
+        return fn
+
+    def _loss(self, outputs: Mapping[str, Any], mb: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
         from rlinf_algos import aggregate, masked_mean, value_loss
 
-        from rlinf_core.flows.objectives import _load, call_accepting
+        from rlinf_core.flows.objectives import call_accepting
 
         logp = outputs["log_probs"]
         rows = logp.shape[0]
@@ -105,16 +128,16 @@ class EmbodiedObjective:
         adv = mb["advantages"].to(logp.device).reshape(rows, 1).expand(rows, k)
         seqs = mb.get("global_seqs") or int(valid.sum())
         loss, metrics = call_accepting(
-            _load("policy_loss", self.loss_type), log_probs=logp, old_log_probs=old, advantages=adv, mask=mask,
+            self._policy_loss_fn(), log_probs=logp, old_log_probs=old, advantages=adv, mask=mask,
             clip_ratio_low=self.clip_ratio_low, clip_ratio_high=self.clip_ratio_high, clip_ratio_c=self.clip_ratio_c,
             loss_agg="token-mean", global_tokens=seqs * k, global_seqs=seqs)
-        out = {k_: float(v) for k_, v in metrics.items()}
-        out["policy_loss"] = float(loss.detach())
+        out: dict[str, Any] = dict(metrics)  # tensors (or numbers) until the one conversion below
+        out["policy_loss"] = loss.detach()
         entropy = outputs.get("entropy")
         if entropy is not None:
             ent = entropy.reshape(rows, -1)
             emask = valid[:, None].expand_as(ent)
-            out["entropy"] = float(masked_mean(ent.detach(), emask))
+            out["entropy"] = masked_mean(ent.detach(), emask)
             if self.entropy_bonus:
                 loss = loss - self.entropy_bonus * aggregate(ent, emask, "token-mean", global_tokens=seqs * ent.shape[1])
         values = outputs.get("values")
@@ -125,9 +148,37 @@ class EmbodiedObjective:
                                 value_clip=self.value_clip, huber_delta=self.huber_delta, loss_agg="token-mean",
                                 global_tokens=seqs, global_seqs=seqs)
             loss = loss + self.value_loss_coef * vl
-            out.update({k_: float(v) for k_, v in vm.items()})
-            out["value_loss"] = float(vl.detach())
-        return loss, out
+            out.update(vm)
+            out["value_loss"] = vl.detach()
+        return loss, _to_floats(out)
+
+
+def _to_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Scalar metrics (tensors or numbers) as floats, the tensors read back in one host sync."""
+    import torch
+
+    names = [k for k, v in metrics.items() if isinstance(v, torch.Tensor)]
+    out = {k: float(v) for k, v in metrics.items() if not isinstance(v, torch.Tensor)}
+    if names:
+        values = torch.stack([metrics[k].detach().float().reshape(()) for k in names]).tolist()
+        out.update(zip(names, values, strict=True))
+    return out
+
+
+def check_batch_finite(batch: Mapping[str, Any]) -> None:
+    """No NaN / inf in a step's rollout values the loss reads (old log-probs, advantages, returns, old
+    values) at valid rows: one host sync per step; a ValueError naming the first bad one otherwise."""
+    import torch
+    from rlinf_algos.checks import check_finite
+
+    mask = batch["loss_mask"].bool()
+    names = [k for k in ("old_log_probs", "advantages", "returns", "old_values") if k in batch]
+    rows = mask.shape[0]
+    parts = [batch[k].reshape(rows, -1) for k in names]
+    if bool(torch.isfinite(torch.cat(parts, dim=1)[mask]).all()):
+        return
+    for name, x in zip(names, parts, strict=True):
+        check_finite(x, name, mask[:, None].expand_as(x))
 
 
 def _cat_rows(parts: Sequence[Any]) -> Any:
@@ -468,16 +519,22 @@ class EmbodiedFlow:
         size = self._minibatch_rows(int(self.cfg.env.train.total_num_envs))
         n_mb = rows // size
         loss_fn = self._objective()
+        k = self.K if str(a.logprob_type) != "chunk_level" else 1
+        per = size // g.world_size
+        inline = str(self.cfg.cluster.executor) == "inline"
         totals: dict[str, list[float]] = {}
         for epoch in range(int(a.update_epoch)):
             perm = torch.randperm(rows, generator=torch.Generator().manual_seed(self.seed * 7919 + step * 31 + epoch))
+            # one gather per pass (the rows in shuffled order); each mini-batch and rank share is then a slice
+            used = n_mb * size
+            shuffled = _take(batch, perm[:used], rows)
+            counts = shuffled["loss_mask"].reshape(n_mb, size).sum(1).round().long().tolist()  # one host sync
             for m in range(n_mb):
-                idx = perm[m * size:(m + 1) * size]
-                mb = _take(batch, idx, rows)
-                valid = int(mb["loss_mask"].sum().item())
-                k = self.K if str(a.logprob_type) != "chunk_level" else 1
-                per = size // g.world_size
-                parts = [_take(mb, torch.arange(r * per, (r + 1) * per), size) for r in range(g.world_size)]
+                valid = counts[m]
+                parts = [_take(shuffled, slice(m * size + r * per, m * size + (r + 1) * per), used)
+                         for r in range(g.world_size)]
+                if not inline:  # a pickled view carries its whole storage (the pass's rows): send copies
+                    parts = [_compact(p) for p in parts]
                 results = g.scatter("train_step", parts, loss_fn=loss_fn, global_tokens=max(1, valid) * k,
                                     global_seqs=max(1, valid)).result()
                 for res in results:
@@ -504,6 +561,7 @@ class EmbodiedFlow:
             mask = batch["loss_mask"].bool()
             if int(mask.sum()) > 1:
                 batch["advantages"] = normalize_advantages(batch["advantages"], mask)
+        check_batch_finite(batch)  # once per step: the loss does not re-check every mini-batch
         t = time.perf_counter()
         with self._phase("actor"):
             metrics = self._update(batch, step)
@@ -661,8 +719,20 @@ def _config_error_of(exc: WorkerError) -> ConfigError | None:
     return ConfigError(lines[-1][len(prefix):]) if lines else None
 
 
+def _compact(tree: Any) -> Any:
+    """``tree`` with every tensor view copied to a storage of its own size (for pickling)."""
+    import torch
+
+    if isinstance(tree, torch.Tensor):
+        return tree.clone() if tree.untyped_storage().nbytes() > tree.nbytes else tree
+    if isinstance(tree, Mapping):
+        return {k: _compact(v) for k, v in tree.items()}
+    return tree
+
+
 def _take(tree: Any, index: Any, rows: int) -> Any:
-    """Rows ``index`` of every tensor / list of ``rows`` rows in ``tree`` (nested dicts too)."""
+    """Rows ``index`` (an index tensor, or a slice: views) of every tensor / list of ``rows`` rows in ``tree``
+    (nested dicts too)."""
     import torch
 
     if isinstance(tree, torch.Tensor):
@@ -670,7 +740,7 @@ def _take(tree: Any, index: Any, rows: int) -> Any:
     if isinstance(tree, Mapping):
         return {k: _take(v, index, rows) for k, v in tree.items()}
     if isinstance(tree, list) and len(tree) == rows:
-        return [tree[int(i)] for i in index.tolist()]
+        return tree[index] if isinstance(index, slice) else [tree[int(i)] for i in index.tolist()]
     return tree
 
 

@@ -9,7 +9,8 @@ derived from ``(env seed, step, rollout epoch)`` (so a resumed run sees the same
 auto-reset. What an env rank records per micro-batch (``collect``):
 
 - per sub-env and step ``(N, T)``: ``values`` V(s_t) from the rollout, ``final_values`` V(final
-  observation) where the sub-env's episode ended during the step (0 elsewhere), ``valid`` (False after
+  observation) where the sub-env's episode was truncated (not terminated) during the step, the only
+  ends GAE bootstraps (0 elsewhere: the policy is not asked for the others), ``valid`` (False after
   the first episode's end in ``group`` mode, embodied GRPO);
 - rewards, terminated, truncated ``(N, T, K)`` (``K`` = action chunk, 1 for single steps);
 - ``last_values`` ``(N,)``: V of the observation after the horizon (bootstraps the unfinished episodes);
@@ -196,7 +197,7 @@ class EmbodiedEnvWorker(Worker):
         self._state[mb] = {
             "obs": obs_to_cpu(obs), "rows": [], "values": [], "final_values": [], "rewards": [], "terminated": [],
             "truncated": [], "pending_final": None, "last_values": None,
-            "prev_reward": torch.zeros(n), "zeros": torch.zeros(n),
+            "prev_reward": torch.zeros(n), "zeros": torch.zeros(n), "zeros_np": np.zeros(n, dtype=np.float32),
             "ep_return": np.zeros(n), "ep_len": np.zeros(n, dtype=np.int64), "ep_success": np.zeros(n, dtype=bool),
             "done_once": np.zeros(n, dtype=bool), "first_return": np.zeros(n), "first_success": np.zeros(n, dtype=bool),
             "valid": [], "episodes": [], "frames": [],
@@ -213,15 +214,15 @@ class EmbodiedEnvWorker(Worker):
         return np.asarray(to_tensor(images[cam]).numpy(), dtype=np.uint8)
 
     def _record_policy(self, st: dict[str, Any], out: Mapping[str, Any]) -> None:
-        """The final values an ``act`` computed belong to the previous step's ended sub-envs."""
+        """The final values an ``act`` computed belong to the previous step's truncated sub-envs."""
         if st["pending_final"] is not None:
             fv = out.get("final_values")
             mask = st["pending_final"]
-            vals = torch.zeros(self.per_mb) if fv is None else to_tensor(fv, torch.float32).reshape(-1)
-            st["final_values"].append(torch.where(torch.as_tensor(mask), vals, torch.zeros(())))
+            vals = st["zeros_np"] if fv is None else _column(fv, self.per_mb, torch.float32)
+            st["final_values"].append(np.where(mask, vals, np.float32(0.0)))
             st["pending_final"] = None
         elif st["rewards"]:
-            st["final_values"].append(st["zeros"])
+            st["final_values"].append(st["zeros_np"])
 
     def step(self, mb: int, out: Mapping[str, Any]) -> dict[str, Any]:
         """Record the policy's output for the current observation, step the envs, track episodes."""
@@ -232,19 +233,18 @@ class EmbodiedEnvWorker(Worker):
         extras = out.get("extras")
         st["rows"].append({"obs": st["obs"], "actions": to_tensor(out["actions"]), "log_probs": to_tensor(out["log_probs"]),
                            "extras": {k: to_tensor(v) for k, v in extras.items()} if extras else {}})
-        st["valid"].append(torch.from_numpy(~st["done_once"]))
+        st["valid"].append(~st["done_once"])
         obs, rew, term, trunc, info = env.step(out["actions"])
         if np.ndim(rew) == 1:
-            ended = self._single_step(st, n, rew, term, trunc, info)
+            bootstrap = self._single_step(st, n, rew, term, trunc, info)
         else:
-            ended = self._chunk_step(st, n, rew, term, trunc, info)
+            bootstrap = self._chunk_step(st, n, rew, term, trunc, info)
         final_obs = None
-        if ended.any():
-            if "final_observation" in info:
-                final_obs = obs_to_cpu(info["final_observation"])
-                st["pending_final"] = ended
-            else:  # no final observation: the truncated ones cannot be bootstrapped
-                st["pending_final"] = None
+        # V(final observation) only for truncated episodes: a terminated one has no value after its end.
+        # No final observation from the env: the truncated ones cannot be bootstrapped (their value stays 0).
+        if bootstrap.any() and "final_observation" in info:
+            final_obs = obs_to_cpu(info["final_observation"])
+            st["pending_final"] = bootstrap
         st["obs"] = obs_to_cpu(obs)
         if self.video:
             st["frames"].append(self._frame(obs))
@@ -252,18 +252,21 @@ class EmbodiedEnvWorker(Worker):
 
     def _single_step(self, st: dict[str, Any], n: int, rew: Any, term: Any, trunc: Any,
                      info: Mapping[str, Any]) -> np.ndarray:
-        """One env step per sub-env (``K = 1``): record it; returns which sub-envs' episodes ended."""
+        """One env step per sub-env (``K = 1``): record it (numpy ``(n, 1)``, stacked by :meth:`collect`);
+        returns which sub-envs' episodes were truncated and not terminated (those GAE bootstraps)."""
         r = _column(rew, n, torch.float32)
         terminated = _column(term, n, torch.bool)
         truncated = _column(trunc, n, torch.bool)
         if self.ignore_terminations:
             terminated[:] = False
         done = terminated | truncated
-        raw = torch.from_numpy(r).view(n, 1)
-        rewards = self._relative(st, raw, torch.from_numpy(done).view(n, 1)) if self.use_rel_reward else raw
-        st["rewards"].append(rewards * self.reward_coef if self.reward_coef != 1.0 else rewards)
-        st["terminated"].append(torch.from_numpy(terminated).view(n, 1))
-        st["truncated"].append(torch.from_numpy(truncated).view(n, 1))
+        if self.use_rel_reward:
+            rewards = self._relative(st, torch.from_numpy(r).view(n, 1), torch.from_numpy(done).view(n, 1)).numpy()
+        else:
+            rewards = r.reshape(n, 1)
+        st["rewards"].append(rewards * np.float32(self.reward_coef) if self.reward_coef != 1.0 else rewards)
+        st["terminated"].append(terminated.reshape(n, 1))
+        st["truncated"].append(truncated.reshape(n, 1))
         succ = info["step_success"] if "step_success" in info else info.get("success")
         st["ep_return"] += r  # episode stats in the env's own reward
         st["ep_len"] += 1
@@ -271,11 +274,13 @@ class EmbodiedEnvWorker(Worker):
             st["ep_success"] |= _column(succ, n, torch.bool)
         if done.any():
             self._end_episodes(st, np.flatnonzero(done))
+            return truncated & ~terminated
         return done
 
     def _chunk_step(self, st: dict[str, Any], n: int, rew: Any, term: Any, trunc: Any,
                     info: Mapping[str, Any]) -> np.ndarray:
-        """An action chunk of ``K`` steps per sub-env: record them; returns which sub-envs' episodes ended."""
+        """An action chunk of ``K`` steps per sub-env: record them (numpy ``(n, K)``); returns the sub-envs
+        with a truncation and no termination in the chunk (those GAE bootstraps, as the flow flags them)."""
         rew_t = to_tensor(rew, torch.float32)
         k = rew_t.shape[1]
         raw = _per_step(rew_t, n, k, torch.float32)
@@ -289,9 +294,9 @@ class EmbodiedEnvWorker(Worker):
         else:  # success of the whole call, counted at its last step
             succ = torch.zeros(n, k, dtype=torch.bool)
             succ[:, -1] = to_tensor(info.get("success", np.zeros(n, dtype=bool)), torch.bool).reshape(n)
-        st["rewards"].append(rewards)
-        st["terminated"].append(terminated)
-        st["truncated"].append(truncated)
+        st["rewards"].append(rewards.numpy())
+        st["terminated"].append(terminated.numpy())
+        st["truncated"].append(truncated.numpy())
         done = (terminated | truncated).numpy()
         r, s = raw.numpy(), succ.numpy()  # episode stats in the env's own reward
         for j in range(k):
@@ -300,7 +305,7 @@ class EmbodiedEnvWorker(Worker):
             st["ep_success"] |= s[:, j]
             if done[:, j].any():
                 self._end_episodes(st, np.flatnonzero(done[:, j]))
-        return done.any(axis=1)
+        return st["truncated"][-1].any(axis=1) & ~st["terminated"][-1].any(axis=1)
 
     @staticmethod
     def _end_episodes(st: dict[str, Any], idx: np.ndarray) -> None:
@@ -340,11 +345,14 @@ class EmbodiedEnvWorker(Worker):
         unfinished = ~st["done_once"]  # first episode still running: its score so far
         first_return = np.where(unfinished, st["ep_return"], st["first_return"])
         first_success = np.where(unfinished, st["ep_success"], st["first_success"])
+        def steps(name: str) -> torch.Tensor:  # T per-step numpy records (n, ...) -> one tensor (n, T, ...)
+            return torch.from_numpy(np.stack(st[name], 1))
+
         return {
             "rows": {k: stack_steps([r[k] for r in st["rows"]]) for k in ("obs", "actions", "log_probs", "extras")},
-            "values": torch.stack(st["values"], 1), "final_values": torch.stack(st["final_values"], 1),
-            "rewards": torch.stack(st["rewards"], 1), "terminated": torch.stack(st["terminated"], 1),
-            "truncated": torch.stack(st["truncated"], 1), "valid": torch.stack(st["valid"], 1),
+            "values": torch.stack(st["values"], 1), "final_values": steps("final_values"),
+            "rewards": steps("rewards"), "terminated": steps("terminated"), "truncated": steps("truncated"),
+            "valid": steps("valid"),
             "last_values": st["last_values"], "episodes": list(st["episodes"]),
             "first_return": torch.as_tensor(first_return, dtype=torch.float32),
             "first_success": torch.as_tensor(first_success),

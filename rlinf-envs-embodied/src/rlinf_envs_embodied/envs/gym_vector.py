@@ -81,6 +81,9 @@ class ObsMapper:
 
         walk(space, ())
         self.state_dim = sum(spaces.flatdim(s) for _, s in self._state)
+        #: The observation is one bare Box (CartPole's): ``state`` is it, reshaped, with nothing else to map.
+        self._bare_box = (not self._images and self._text is None and len(self._state) == 1
+                          and self._state[0][0] == () and isinstance(self._state[0][1], spaces.Box))
         entries: dict[str, spaces.Space] = {}
         if self._state:
             entries["state"] = spaces.Box(-np.inf, np.inf, (self.state_dim,), np.float32)
@@ -99,6 +102,8 @@ class ObsMapper:
 
     def __call__(self, obs: Any, n: int | None) -> dict[str, Any]:
         """The rlinf dict of a batched observation (``n`` rows) or of one sub-env's (``n=None``)."""
+        if self._bare_box:
+            return {"state": np.asarray(obs, dtype=np.float32).reshape((n, -1) if n is not None else (-1,))}
         out: dict[str, Any] = {}
         if self._state:
             parts = [_flat(s, self._at(obs, p), n) for p, s in self._state]
@@ -203,6 +208,9 @@ class GymVectorEnv:
         self.observation_space: spaces.Dict = self._mapper.space
         self.action_space: spaces.Space = self._venv.single_action_space
         self._clip = clip_actions and isinstance(self.action_space, spaces.Box)
+        #: The shape of single-step actions ``(N, *action_shape)``: the direct path of :meth:`step`.
+        self._single_shape = (self.num_envs, *(self.action_space.shape or ()))
+        self._no_success = np.zeros(self.num_envs, dtype=bool)
 
     # ------------------------------------------------------------------ interface
 
@@ -220,15 +228,12 @@ class GymVectorEnv:
 
     def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
         """Execute single actions ``(N, ...)`` or chunks ``(N, K, ...)``; see the module docstring."""
-        acts, chunked = self._check_actions(to_numpy(actions))
-        if not chunked:  # one step: no (N, K) arrays
-            obs, rew, term, trunc, info = self._venv.step(acts[:, 0])
-            term, trunc = np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool)
-            out_obs = self._obs(obs)
-            out_info: dict[str, Any] = {"success": self._success(info, term, trunc)}
-            if "final_obs" in info:
-                self._final(out_obs, out_info, {int(i): info["final_obs"][i] for i in np.flatnonzero(info["_final_obs"])})
-            return out_obs, np.asarray(rew, dtype=np.float32), term, trunc, out_info
+        acts = to_numpy(actions)
+        if acts.shape == self._single_shape:  # the direct single-step path: no chunk axis, no (N, K) arrays
+            return self._single_step(self._cast(acts))
+        acts, chunked = self._check_actions(acts)
+        if not chunked:
+            return self._single_step(acts[:, 0])
         n, k = self.num_envs, acts.shape[1]
         rewards = np.zeros((n, k), dtype=np.float32)
         terminated = np.zeros((n, k), dtype=bool)
@@ -246,6 +251,17 @@ class GymVectorEnv:
         out_info = {"success": success.any(axis=1), "step_success": success}
         self._final(out_obs, out_info, final_rows)
         return out_obs, rewards, terminated, truncated, out_info
+
+    def _single_step(self, acts: np.ndarray) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
+        """One step of every sub-env with actions ``(N, *action_shape)``, already clipped and cast."""
+        obs, rew, term, trunc, info = self._venv.step(acts)
+        term, trunc = np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool)
+        out_obs = self._obs(obs)
+        success = self._success(info, term, trunc) if ("success" in info or "final_info" in info) else self._no_success.copy()
+        out_info: dict[str, Any] = {"success": success}
+        if "final_obs" in info:
+            self._final(out_obs, out_info, {int(i): info["final_obs"][i] for i in np.flatnonzero(info["_final_obs"])})
+        return out_obs, np.asarray(rew, dtype=np.float32), term, trunc, out_info
 
     def _final(self, out_obs: dict[str, Any], out_info: dict[str, Any], final_rows: Mapping[int, Any]) -> None:
         """``info["final_observation"]`` (and its mask) from the last observations of the ended sub-envs."""
@@ -286,6 +302,10 @@ class GymVectorEnv:
         chunked = is_chunk(tuple(acts.shape), self.num_envs, tuple(self.action_space.shape or ()), self._name)
         if not chunked:
             acts = acts[:, None]
+        return self._cast(acts), chunked
+
+    def _cast(self, acts: np.ndarray) -> np.ndarray:
+        """Actions clipped to the bounds (``clip_actions``, boxes) and cast to the action space's dtype."""
         if self._clip:
             acts = np.clip(acts, self.action_space.low, self.action_space.high)
-        return acts.astype(self.action_space.dtype, copy=False), chunked
+        return acts.astype(self.action_space.dtype, copy=False)

@@ -20,6 +20,10 @@ Action distributions, chosen from the env's action space:
 Shapes: with ``K = 1`` actions are ``(N, D)`` (``(N,)`` for ``Discrete``) and log-probs / entropy
 ``(N,)``; with ``K > 1`` actions are ``(N, K, D)`` (``(N, K)``) and log-probs / entropy ``(N, K)``,
 summed over action dims. Values are ``(N,)``.
+
+Precision: ``actor.model.precision`` (``fp32``, the default; ``bf16`` or ``fp16``) is the dtype the
+policy's parameters are cast to, and observations with them; the action distribution (log-probs,
+entropy) and the values are computed from the network outputs in float32.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from rlinf_core.errors import ConfigError
+from rlinf_core.errors import ConfigError, suggestion_text
 from rlinf_core.interfaces import ActionSample
 from torch import nn
 from torch.distributions import Categorical, Normal
+from torch.nn import functional as F
 
 from rlinf_envs_embodied.options import cfg_get
 
@@ -46,12 +51,78 @@ def init_layer(layer: nn.Module, gain: float = math.sqrt(2), bias: float = 0.0) 
     return layer
 
 
+#: ``actor.model.precision`` spellings (those the fsdp backend accepts for the same key) -> parameter dtypes.
+PRECISIONS: dict[str, torch.dtype] = {
+    "fp32": torch.float32, "float32": torch.float32, "32": torch.float32, "32-true": torch.float32,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16, "16": torch.float16, "16-mixed": torch.float16,
+}
+
+
+def parse_precision(value: Any, key: str = "actor.model.precision") -> torch.dtype:
+    """The parameter dtype of a precision name (``None``: fp32); a one-line ConfigError naming ``key`` otherwise."""
+    if value is None:
+        return torch.float32
+    name = str(value).lower().removeprefix("torch.")
+    if name not in PRECISIONS:
+        raise ConfigError(f"{key}: unknown precision {value!r}.{suggestion_text(name, PRECISIONS)} "
+                          "Valid: fp32, bf16, fp16")
+    return PRECISIONS[name]
+
+
+#: Activations :class:`MLP` applies as a plain function (no module call per layer).
+_ACTIVATIONS = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu}
+
+
+#: torch's registries of hooks on every module (``register_module_forward_hook`` and the like), filled in place.
+_GLOBAL_HOOKS: tuple[dict, ...] = tuple(
+    getattr(torch.nn.modules.module, name) for name in ("_global_forward_pre_hooks", "_global_forward_hooks",
+                                                        "_global_backward_pre_hooks", "_global_backward_hooks")
+    if hasattr(torch.nn.modules.module, name))
+
+
+def _hook_dicts(module: nn.Module) -> tuple[dict, ...]:
+    """The module's own hook registries (filled in place when a hook is added, e.g. by FSDP2's ``fully_shard``)
+    and torch's global ones: while any holds a hook, the module is called as usual."""
+    return (module._forward_pre_hooks, module._forward_hooks, module._backward_pre_hooks, module._backward_hooks,
+            *_GLOBAL_HOOKS)
+
+
+def linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` for an ``nn.Linear`` without the module call's overhead, when nothing hooks the layer
+    (a sharded or hooked layer, or any other module, is called as usual)."""
+    if type(layer) is nn.Linear and not any(_hook_dicts(layer)):
+        return F.linear(x, layer.weight, layer.bias)
+    return layer(x)
+
+
+class MLP(nn.Sequential):
+    """``Linear, activation`` pairs as an ``nn.Sequential`` (same parameter names), whose forward runs the
+    layers' weights directly: one module call for the whole MLP instead of one per layer (as long as none
+    of its layers is hooked or sharded on its own; then each layer is called as usual)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fast = self.__dict__.get("_fast")
+        if fast is None:  # decided at the first call: ([(weights' layer, activation fn)], hook registries) or False
+            mods = list(self)
+            fns = [_ACTIVATIONS.get(type(m)) for m in mods[1::2]]
+            ok = (len(mods) % 2 == 0 and all(type(m) is nn.Linear for m in mods[0::2])
+                  and all(type(m) in _ACTIVATIONS for m in mods[1::2]))
+            fast = (list(zip(mods[0::2], fns, strict=True)), tuple(d for m in mods for d in _hook_dicts(m))) if ok else False
+            self.__dict__["_fast"] = fast
+        if fast is False or any(fast[1]):  # a layer hooked since (e.g. sharded on its own): the plain path
+            return super().forward(x)
+        for layer, act in fast[0]:
+            x = act(F.linear(x, layer.weight, layer.bias))
+        return x
+
+
 def mlp(in_dim: int, hidden_dim: int, num_layers: int, activation: type[nn.Module] = nn.Tanh) -> nn.Sequential:
     """``num_layers`` hidden layers of ``hidden_dim`` units (an empty Sequential when 0)."""
     layers: list[nn.Module] = []
     for i in range(num_layers):
         layers += [init_layer(nn.Linear(in_dim if i == 0 else hidden_dim, hidden_dim)), activation()]
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 class ActorCriticPolicy(nn.Module):
@@ -59,8 +130,9 @@ class ActorCriticPolicy(nn.Module):
 
     ``config`` is the ``actor.model`` section (a DictConfig or a mapping): ``hidden_dim`` (256),
     ``num_layers`` (2), ``num_action_chunks`` (1), ``add_value_head`` (false), ``num_action_bins``,
-    ``log_std_init`` (0.0), and ``obs_dim`` / ``action_dim``, which are checked against the spaces
-    when given and stand in for them when a space is ``None``.
+    ``log_std_init`` (0.0), ``precision`` (fp32; bf16 / fp16 cast the parameters), and ``obs_dim`` /
+    ``action_dim``, which are checked against the spaces when given and stand in for them when a
+    space is ``None``.
     """
 
     #: The config key of the model section, for messages.
@@ -72,6 +144,9 @@ class ActorCriticPolicy(nn.Module):
         self.num_layers = int(cfg_get(config, "num_layers", 2))
         self.num_chunks = int(cfg_get(config, "num_action_chunks", 1))
         self.has_value_head = bool(cfg_get(config, "add_value_head", False))
+        self.param_dtype = parse_precision(cfg_get(config, "precision"), f"{self.key}.precision")
+        self._device: torch.device | None = None  # the parameters' device and dtype, cached by the device
+        self._dtype: torch.dtype | None = None  # property; reset by to() / cuda() / half() ... (_apply)
         bins = cfg_get(config, "num_action_bins")
         for name, value, low in (("hidden_dim", self.hidden_dim, 1), ("num_layers", self.num_layers, 0),
                                  ("num_action_chunks", self.num_chunks, 1), ("num_action_bins", bins or 2, 2)):
@@ -113,6 +188,8 @@ class ActorCriticPolicy(nn.Module):
         else:
             self.action_logits = init_layer(nn.Linear(feat_dim, k * sum(self._bins)), gain=0.01)
         self.value_head = init_layer(nn.Linear(self._value_dim, 1), gain=1.0) if self.has_value_head else None
+        if self.param_dtype != torch.float32:
+            self.to(self.param_dtype)
 
     # ------------------------------------------------------------------ for subclasses
 
@@ -123,6 +200,10 @@ class ActorCriticPolicy(nn.Module):
     def _features(self, obs: Mapping[str, Any], with_value: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(actor features (N, F), critic features (N, F') or None)``."""
         raise NotImplementedError
+
+    def _value_features(self, obs: Mapping[str, Any]) -> torch.Tensor:
+        """Critic features ``(N, F')`` alone (subclasses skip the actor's layers where they can)."""
+        return self._features(obs, True)[1]
 
     # ------------------------------------------------------------------ Policy interface
 
@@ -147,7 +228,7 @@ class ActorCriticPolicy(nn.Module):
                 idx = torch.stack([c.probs.argmax(-1) if deterministic else c.sample() for c in dists], dim=-1)
                 log_probs = sum(c.log_prob(idx[..., i]) for i, c in enumerate(dists))
             actions, extras = self._from_bins(idx), {"action_bins": self._squeeze(idx)}
-        values = self.value_head(vfeats).squeeze(-1) if vfeats is not None else None
+        values = self._value(vfeats) if vfeats is not None else None
         return ActionSample(actions=self._squeeze(actions), log_probs=self._squeeze(log_probs), values=values,
                             extras=extras)
 
@@ -166,51 +247,70 @@ class ActorCriticPolicy(nn.Module):
             if len(self._bins) == 1:  # one categorical: Categorical's log_prob and entropy, inline
                 logits = self._logits(feats)
                 log_probs = logits.gather(-1, idx).squeeze(-1)
-                p_log_p = logits.clamp(min=torch.finfo(logits.dtype).min) * logits.softmax(-1)
+                # probabilities as exp of the normalised logits: softmax over a short last dim is far slower on CPU
+                p_log_p = logits.clamp(min=torch.finfo(logits.dtype).min) * logits.exp()
                 entropy = -p_log_p.sum(-1)
             else:
                 dists = self._dists(feats)
                 log_probs = sum(c.log_prob(idx[..., i]) for i, c in enumerate(dists))
                 entropy = sum(c.entropy() for c in dists)
-        values = self.value_head(vfeats).squeeze(-1) if vfeats is not None else None
+        values = self._value(vfeats) if vfeats is not None else None
         return {"log_probs": self._squeeze(log_probs), "entropy": self._squeeze(entropy), "values": values}
 
     def values(self, obs: Mapping[str, Any]) -> torch.Tensor:
         """Value estimates ``(N,)`` (e.g. of ``info["final_observation"]`` to bootstrap a truncation)."""
         if self.value_head is None:
             raise ConfigError(f"{self.key}.add_value_head: {type(self).__name__} has no value head; set it to true")
-        _, vfeats = self._features(obs, True)
-        return self.value_head(vfeats).squeeze(-1)
+        return self._value(self._value_features(obs))
 
     # ------------------------------------------------------------------ helpers
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        """The parameters' device (looked up once; :meth:`_apply`, behind ``to()`` and the like, resets it)."""
+        if self._device is None:
+            param = next(self.parameters())
+            self._device, self._dtype = param.device, param.dtype
+        return self._device
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> ActorCriticPolicy:
+        self._device = self._dtype = None
+        return super()._apply(fn, *args, **kwargs)
 
     def _tensor(self, value: Any, dtype: torch.dtype) -> torch.Tensor:
         if isinstance(value, torch.Tensor):
             return value.to(self.device, dtype)
         return torch.as_tensor(np.asarray(value), dtype=dtype, device=self.device)
 
+    def _obs_tensor(self, value: Any) -> torch.Tensor:
+        """A float observation entry on the policy's device, in its parameters' dtype."""
+        device = self.device  # sets self._dtype too
+        if isinstance(value, torch.Tensor):
+            return value.to(device, self._dtype)
+        return torch.as_tensor(np.asarray(value), dtype=self._dtype, device=device)
+
+    def _value(self, vfeats: torch.Tensor) -> torch.Tensor:
+        """Values ``(N,)`` (float32) from critic features."""
+        return linear(self.value_head, vfeats).squeeze(-1).float()
+
     def _dists(self, feats: torch.Tensor) -> Any:
         n, k = feats.shape[0], self.num_chunks
         if self._bins is None:
-            mean = self.action_mean(feats).view(n, k, self.action_dim)
-            return mean, self.log_std.exp().expand_as(mean)
-        logits = self.action_logits(feats).view(n, k, sum(self._bins))
+            mean = linear(self.action_mean, feats).view(n, k, self.action_dim).float()
+            return mean, self.log_std.float().exp().expand_as(mean)
+        logits = linear(self.action_logits, feats).view(n, k, sum(self._bins)).float()
         return [Categorical(logits=part, validate_args=False) for part in logits.split(self._bins, dim=-1)]
 
     def _logits(self, feats: torch.Tensor) -> torch.Tensor:
         """Normalised logits ``(N, K, B)`` of a single categorical (as ``Categorical(logits=...).logits``)."""
-        logits = self.action_logits(feats).view(feats.shape[0], self.num_chunks, self._bins[0])
-        return logits - logits.logsumexp(dim=-1, keepdim=True)
+        logits = linear(self.action_logits, feats).view(feats.shape[0], self.num_chunks, self._bins[0]).float()
+        return logits.log_softmax(dim=-1)  # one kernel (x - logsumexp(x) is several, slow on small batches)
 
     def _squeeze(self, x: torch.Tensor) -> torch.Tensor:
         """Drop the chunk dim when ``K = 1`` and the action dim of a ``Discrete`` space."""
         if self._discrete and x.dim() == 3:
-            x = x[..., 0]
-        return x[:, 0] if self.num_chunks == 1 else x
+            x = x.select(-1, 0)
+        return x.select(1, 0) if self.num_chunks == 1 else x
 
     def _unsqueeze(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, K, D)`` from the shapes :meth:`_squeeze` returns."""
@@ -227,7 +327,8 @@ class ActorCriticPolicy(nn.Module):
         """Env actions from bin indices ``(N, K, D)``."""
         space = self.action_space
         if isinstance(space, spaces.Box):
-            return self._low + idx.to(torch.float32) * (self._high - self._low) / (self._bins[0] - 1)
+            low, high = self._low.float(), self._high.float()  # float32 bounds whatever the precision
+            return low + idx.to(torch.float32) * (high - low) / (self._bins[0] - 1)
         if isinstance(space, spaces.Discrete):
             return idx + self._start
         return idx + self._mstart
@@ -237,7 +338,8 @@ class ActorCriticPolicy(nn.Module):
         space = self.action_space
         if isinstance(space, spaces.Box):
             acts = self._unsqueeze(self._tensor(actions, torch.float32))
-            scaled = (acts - self._low) / (self._high - self._low) * (self._bins[0] - 1)
+            low, high = self._low.float(), self._high.float()
+            scaled = (acts - low) / (high - low) * (self._bins[0] - 1)
             return scaled.round().clamp(0, self._bins[0] - 1).long()
         acts = self._unsqueeze(self._tensor(actions, torch.long))
         return acts - (self._start if isinstance(space, spaces.Discrete) else self._mstart)

@@ -10,7 +10,7 @@ from gymnasium import spaces
 from rlinf_core.errors import ConfigError
 from torch import nn
 
-from rlinf_envs_embodied.policies.actor_critic import ActorCriticPolicy, init_layer, mlp
+from rlinf_envs_embodied.policies.actor_critic import MLP, ActorCriticPolicy, init_layer, mlp
 
 #: Output channels of the three stride-2 3x3 convolutions of each camera's encoder.
 CHANNELS = (32, 64, 64)
@@ -49,17 +49,25 @@ class CNNPolicy(ActorCriticPolicy):
         if state is not None:
             self.state_encoder = mlp(int(state.shape[0]), self.hidden_dim, 1, nn.ReLU)
             fused += self.hidden_dim
-        self.fuse = nn.Sequential(init_layer(nn.Linear(fused, self.hidden_dim)), nn.ReLU())
+        self.fuse = MLP(init_layer(nn.Linear(fused, self.hidden_dim)), nn.ReLU())
         self.actor = mlp(self.hidden_dim, self.hidden_dim, self.num_layers, nn.ReLU)
         self._value_dim = self.hidden_dim
         return self.hidden_dim
 
-    def _features(self, obs: Mapping[str, Any], with_value: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _shared(self, obs: Mapping[str, Any]) -> torch.Tensor:
+        """The fused features ``(N, hidden_dim)`` of the cameras (and state) that actor and value head share."""
         parts = []
         for cam in self.cameras:
-            pixels = self._tensor(obs["images"][cam], torch.float32)  # (N, H, W, 3), 0..255
+            pixels = self._obs_tensor(obs["images"][cam])  # (N, H, W, 3), 0..255
             parts.append(self.encoders[cam](pixels.permute(0, 3, 1, 2) / 255.0))
         if self.state_encoder is not None:
-            parts.append(self.state_encoder(self._tensor(obs["state"], torch.float32)))
-        shared = self.fuse(torch.cat(parts, dim=-1))
+            parts.append(self.state_encoder(self._obs_tensor(obs["state"])))
+        return self.fuse(torch.cat(parts, dim=-1))
+
+    def _features(self, obs: Mapping[str, Any], with_value: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        shared = self._shared(obs)
         return self.actor(shared), (shared if with_value else None)
+
+    def _value_features(self, obs: Mapping[str, Any]) -> torch.Tensor:
+        """The shared features alone (the actor's layers are not run for values)."""
+        return self._shared(obs)

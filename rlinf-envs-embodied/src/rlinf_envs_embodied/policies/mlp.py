@@ -32,5 +32,9 @@ class MLPPolicy(ActorCriticPolicy):
         return out_dim
 
     def _features(self, obs: Mapping[str, Any], with_value: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        state = self._tensor(obs["state"], torch.float32)
+        state = self._obs_tensor(obs["state"])
         return self.actor(state), (self.critic(state) if with_value and self.critic is not None else None)
+
+    def _value_features(self, obs: Mapping[str, Any]) -> torch.Tensor:
+        """The critic MLP alone (the actor's is not run for values)."""
+        return self.critic(self._obs_tensor(obs["state"]))
