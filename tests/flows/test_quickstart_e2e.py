@@ -2,8 +2,8 @@
 machine (0.19 s a step, measured with the previous recipe, which does the same work per step), 9-13 min
 measured under heavy load; 3 min 22 s with this recipe at load average 2-5).
 
-The run is deterministic for seed 1: mean reward 0.053 over its first 5 steps and 0.96 over its last
-50 (steps 551-600), measured 2026-11-28 (seeds 2 and 3 of the same recipe: see the YAML's header).
+The run is deterministic for seed 1: mean reward 0.053 over its first 5 steps and 0.934 over its last
+50 (steps 551-600), measured 2026-12-03 (seeds 2-5: see the YAML's header; seed 2 ends near 0.67).
 The test asserts the issue's target (>= 0.7 at the end), that the curve starts near chance and rises.
 """
 
@@ -19,8 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 #: The YAML's runner.max_steps, passed explicitly so the assertions below match the measurement.
 STEPS = 600
-#: Measured 0.959 (mean of the last 50 of 600 steps, seed 1); the target is 0.7, which leaves margin for
-#: platform noise (another CPU's rounding changes the samples; seeds 2 and 3 ended at 0.89 and 0.97).
+#: Measured 0.934 (mean of the last 50 of 600 steps, seed 1, 2026-12-03); the target is 0.7, which leaves
+#: margin for platform noise (another CPU's rounding changes the samples; seeds 2-5 ended at 0.67, 0.94, 0.59,
+#: 0.88: a run can stall near 0.6, so another platform could fail this for seed 1 too).
 MIN_FINAL_REWARD = 0.7
 #: Chance after the format-only warm start is about 1/19 = 0.053 (answers 00..18).
 MAX_START_REWARD = 0.12

@@ -25,6 +25,13 @@ trained by the same loss (actor-critic in one module): there is no critic role i
 Padding: each forward drops the columns that are padding in every row (common left padding of the
 prompts, common right padding of the responses) and computes logits only at response positions
 (``logits_to_keep``); rows are not packed (no varlen attention).
+
+Shared prompts (GRPO groups: a prompt in several rows of a micro-batch): the actor / reference at world
+size 1 without activation checkpointing runs each distinct prompt once (its KV cache, with gradient in
+``train_step``), indexes the cache out to the rows and runs only the response tokens against it, so a
+group's prompt costs one forward / backward instead of one per row. The same function as the full
+forward (equal up to float rounding); batches whose prompts are all distinct take the ordinary path.
+A loss function whose ``entropy_grad`` is false gets the entropy computed without gradient.
 """
 
 from __future__ import annotations
@@ -159,6 +166,7 @@ class FSDPBackend:
                 model.requires_grad_(False)
             model.to(self.device)
             self._keep_logits = False
+            self._shared_prompt_arg = None
             self.model = self._shard(model) if world_size > 1 else model
             self.model.eval()
             self.optimizer = None
@@ -181,7 +189,13 @@ class FSDPBackend:
         elif self.fsdp["gradient_checkpointing"]:
             enable_checkpointing(model)
         model.to(self.device)
-        self._keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        params = inspect.signature(model.forward).parameters
+        self._keep_logits = "logits_to_keep" in params
+        # transformers >= 5.2x names the KV cache argument ``cache`` (``past_key_values`` before)
+        cache_arg = "cache" if "cache" in params else "past_key_values" if "past_key_values" in params else None
+        #: The KV-cache argument when each distinct prompt may be forwarded once (see the module docstring).
+        self._shared_prompt_arg = (cache_arg if role != "critic" and world_size == 1
+                                   and not self.fsdp["gradient_checkpointing"] else None)
         self.model = self._shard(model) if world_size > 1 else model
         self.model.eval()
 
@@ -237,8 +251,10 @@ class FSDPBackend:
             return torch.autocast(device_type=self.device.type, dtype=param_dtype)
         return contextlib.nullcontext()
 
-    def _forward(self, mb: Mapping[str, Any], *, temperature: float, with_entropy: bool) -> dict[str, torch.Tensor]:
-        """Per-response-token outputs ``(B, R)`` of one micro-batch (with gradient if enabled)."""
+    def _forward(self, mb: Mapping[str, Any], *, temperature: float, with_entropy: bool,
+                 entropy_grad: bool = True) -> dict[str, torch.Tensor]:
+        """Per-response-token outputs ``(B, R)`` of one micro-batch (with gradient if enabled; the
+        entropy without gradient unless ``entropy_grad``)."""
         from rlinf_algos import entropy_from_logits, log_probs_from_logits
 
         ids = mb["input_ids"].to(self.device)
@@ -269,16 +285,59 @@ class FSDPBackend:
                 values = values[:, prompt - 1 - lo: hi - 1 - lo].float()
                 out["values"] = torch.nn.functional.pad(values, pad) * response_mask
                 return out
-            kwargs = {"logits_to_keep": kept + 1} if self._keep_logits else {}
-            logits = self.model(input_ids=ids_t, attention_mask=attn_t, position_ids=pos, use_cache=False, **kwargs).logits
-        logits = logits[:, -(kept + 1):-1] if self._keep_logits else logits[:, prompt - 1 - lo: hi - 1 - lo]
+            shared = self._shared_prompts(ids[:, lo:prompt], attn_t[:, :prompt - lo])
+            if shared is not None:
+                logits = self._shared_prompt_logits(ids_t, attn_t, pos, prompt - lo, *shared)
+            else:
+                kwargs = {"logits_to_keep": kept + 1} if self._keep_logits else {}
+                logits = self.model(input_ids=ids_t, attention_mask=attn_t, position_ids=pos, use_cache=False,
+                                    **kwargs).logits
+                logits = logits[:, -(kept + 1):-1] if self._keep_logits else logits[:, prompt - 1 - lo: hi - 1 - lo]
         if temperature != 1.0:
             logits = logits / temperature
         labels = ids[:, prompt:hi]
         out["log_probs"] = torch.nn.functional.pad(log_probs_from_logits(logits, labels), pad) * response_mask
         if with_entropy:
-            out["entropy"] = torch.nn.functional.pad(entropy_from_logits(logits), pad) * response_mask
+            with contextlib.nullcontext() if entropy_grad else torch.no_grad():
+                entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
+            out["entropy"] = torch.nn.functional.pad(entropy, pad) * response_mask
         return out
+
+    def _shared_prompts(self, prompt_ids: torch.Tensor, prompt_attn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(first, inverse)`` when some rows share a prompt (same tokens and padding): ``first`` the
+        index of one row per distinct prompt, ``inverse`` each row's distinct prompt; ``None`` when every
+        prompt is distinct or the shared-prompt forward is off for this backend."""
+        if self._shared_prompt_arg is None or prompt_ids.shape[0] < 2:
+            return None
+        key = prompt_ids.masked_fill(prompt_attn == 0, -1)
+        uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
+        if uniq.shape[0] == key.shape[0]:
+            return None
+        rows = torch.arange(key.shape[0], device=key.device)
+        first = torch.full((uniq.shape[0],), key.shape[0], dtype=torch.long, device=key.device)
+        first = first.scatter_reduce(0, inverse, rows, reduce="amin")
+        return first, inverse
+
+    def _shared_prompt_logits(self, ids: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor, prompt: int,
+                              first: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        """The logits ``(B, kept, V)`` predicting the response columns ``ids[:, prompt:]`` (``kept`` of them),
+        from one forward of each distinct prompt (rows ``first``) and one of the response columns of every
+        row against its prompt's KV cache (``inverse``). The same function as the full forward."""
+        from transformers import DynamicCache
+
+        kept = ids.shape[1] - prompt
+        cache = DynamicCache(config=getattr(self.model, "config", None))
+        kwargs = {"logits_to_keep": 1} if self._keep_logits else {}
+        head = self.model(input_ids=ids[first, :prompt], attention_mask=attn[first, :prompt],
+                          position_ids=pos[first, :prompt], use_cache=True, **{self._shared_prompt_arg: cache},
+                          **kwargs).logits[:, -1:]
+        head = head[inverse]
+        if kept == 1:
+            return head
+        cache.batch_select_indices(inverse)  # differentiable: the rows' gradients sum into their prompt's
+        tail = self.model(input_ids=ids[:, prompt:-1], attention_mask=attn[:, :-1], position_ids=pos[:, prompt:-1],
+                          use_cache=True, **{self._shared_prompt_arg: cache}).logits
+        return torch.cat([head, tail], dim=1)
 
     def _micro_batches(self, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         if self.policy_mode:
@@ -371,6 +430,7 @@ class FSDPBackend:
         if global_seqs is None:
             global_seqs = int(self._all_reduce(mask.bool().any(dim=1).sum().to(torch.float64)).item())
         with_entropy = bool(getattr(loss_fn, "with_entropy", False)) and self.role != "critic"
+        entropy_grad = bool(getattr(loss_fn, "entropy_grad", True))
         self.model.train()
         total_loss = torch.zeros((), dtype=torch.float64)
         sums: dict[str, float] = {}
@@ -386,7 +446,8 @@ class FSDPBackend:
                 outputs = self._policy_forward(mb)
             else:
                 mb = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in mb.items()}
-                outputs = self._forward(mb, temperature=temperature, with_entropy=with_entropy)
+                outputs = self._forward(mb, temperature=temperature, with_entropy=with_entropy,
+                                        entropy_grad=entropy_grad)
             loss, metrics = loss_fn(outputs, mb)
             # FSDP averages gradients over ranks; the loss is normalised by global counts: sum instead
             (loss * self.world_size if self.world_size > 1 else loss).backward()

@@ -4,8 +4,9 @@ Its own decoding loop over a KV cache (``DynamicCache``) rather than ``model.gen
 returned log-prob of each sampled token is exactly ``log_softmax(logits / temperature)`` at that
 token, the quantity the training backend computes teacher-forced (top-k / top-p / repetition
 penalty change what is sampled, not the reported log-prob). Prompts are left-padded into one batch
-with position ids from the attention mask, as the backend does. Greedy decoding reports log-probs
-at temperature 1.
+with position ids from the attention mask, as the backend does. A prompt given several times in a
+batch (a GRPO group) is prefilled once and its KV cache indexed out to its rows. Greedy decoding
+reports log-probs at temperature 1.
 
 Config: the model from ``rollout.model.model_path`` (else the actor's, see ``hf_model``), dtype
 ``rollout.model.precision``; ``rollout.hf.max_batch_size`` (default: all prompts at once) bounds
@@ -123,14 +124,27 @@ class HFRolloutEngine:
             seen = torch.zeros(rows, vocab, dtype=torch.bool, device=self.device)
             seen.scatter_(1, ids, attn.bool())
         cache = DynamicCache()
+        # prefill each distinct prompt once, then index its cache and last logits out to its rows
+        distinct: dict[tuple[int, ...], int] = {}
+        inverse = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts], device=self.device)
+        first = torch.zeros(len(distinct), dtype=torch.long, device=self.device)
+        first[inverse] = torch.arange(rows, device=self.device)  # one row (any) per distinct prompt
+        shared = len(distinct) < rows
+        if shared:
+            prefill = self.model(input_ids=ids[first], attention_mask=attn[first], position_ids=pos[first], use_cache=True,
+                                 logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1].float()[inverse]
+            cache.batch_select_indices(inverse)
         tokens = torch.empty(rows, 0, dtype=torch.long, device=self.device)
         logps = torch.empty(rows, 0, dtype=torch.float32, device=self.device)
         done = torch.zeros(rows, dtype=torch.bool, device=self.device)
         finished_at = torch.full((rows,), -1, dtype=torch.long, device=self.device)
         step_ids, step_pos = ids, pos
         for t in range(sp.max_new_tokens):
-            logits = self.model(input_ids=step_ids, attention_mask=attn, position_ids=step_pos, use_cache=True,
-                                logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1].float()
+            if t == 0 and shared:
+                logits = prefill
+            else:
+                logits = self.model(input_ids=step_ids, attention_mask=attn, position_ids=step_pos, use_cache=True,
+                                    logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1].float()
             scaled = logits / temperature
             logprobs = torch.log_softmax(scaled, dim=-1)
             shaped = _repetition_penalty(scaled, seen, sp.repetition_penalty) if seen is not None else scaled

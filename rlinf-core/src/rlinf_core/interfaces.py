@@ -133,7 +133,9 @@ class RolloutEngine(Protocol):
 #: (B, R) for a critic); ``micro_batch`` is the slice of the batch given to ``train_step``. The loss
 #: is already scaled for gradient accumulation (it uses the optimizer step's global counts).
 #: "When asked": the loss function has a true attribute ``with_entropy`` (the flows' loss objects
-#: set it; a plain function without it gets no ``entropy``).
+#: set it; a plain function without it gets no ``entropy``). An attribute ``entropy_grad`` that is
+#: false says the loss does not differentiate through ``entropy`` (a metric only): a backend may then
+#: compute it without gradient; missing means true.
 LossFn = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Any, Mapping[str, Any]]]
 
 

@@ -65,6 +65,12 @@ class PolicyObjective:
     #: ``train_step`` computes ``entropy`` for loss functions that set this (see ``interfaces.LossFn``).
     with_entropy: bool = True
 
+    @property
+    def entropy_grad(self) -> bool:
+        """Whether the loss is differentiated through ``entropy`` (only the entropy bonus is): when not,
+        a backend may compute the entropy without gradient (it is then a metric only)."""
+        return bool(self.entropy_bonus)
+
     def __call__(self, outputs: Mapping[str, Any], mb: Mapping[str, Any]) -> tuple[Any, dict[str, float]]:
         from rlinf_algos import aggregate, kl_loss, masked_mean
 
