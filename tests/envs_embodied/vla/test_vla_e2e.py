@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-#: config -> the deterministic eval success its run reached (measured 2026-11-28, seeds as in the YAML; the
-#: runs are deterministic on one platform) and what the test asserts, with margin for other platforms.
-#: The issue's target is >= 0.8: openvla_oft (0.875), OFT with GRPO (0.875) and pi0 (0.84) reach it; openvla does not yet.
+#: config -> what the test asserts of its deterministic eval success, below what its runs reached. A run is
+#: deterministic on one machine but not across machines (float rounding changes the samples): pi0 and OFT GRPO
+#: measured 0.84 / 0.875 and 0.875 / 0.875 on two dev machines (2026-11-28 / 2026-12-03; over 256 episodes 0.85
+#: and 0.87). OFT PPO and openvla were measured on the second with 17 action bins (no zero action): 0.97 and 0.69
+#: (256 episodes: 0.92, 0.69); with 16 bins the same runs gave 0.72 and 0.56 there (0.875 and 0.69 on the first).
+#: The issue's target is >= 0.8: openvla (state-blind, it must find the agent in the image) does not reach it.
 CONFIGS = {
-    "openvla_oft_instruction_cpu": 0.75,        # measured 0.875 at step 100
-    "pi0_instruction_cpu": 0.75,                # measured 0.84 at step 120
-    "openvla_instruction_cpu": 0.55,            # measured 0.69 at step 120
-    "openvla_oft_instruction_grpo_cpu": 0.75,   # measured 0.875 at step 70 (2026-12-02; 0.867 over 256 episodes)
+    "openvla_oft_instruction_cpu": 0.75,
+    "pi0_instruction_cpu": 0.7,
+    "openvla_instruction_cpu": 0.55,
+    "openvla_oft_instruction_grpo_cpu": 0.75,
 }
 #: Training success of a random-init policy (episodes ending in the first steps) is near chance (about 0.2).
 MAX_START_SUCCESS = 0.4
