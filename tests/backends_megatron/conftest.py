@@ -18,12 +18,7 @@ from mcore_helpers import VOCAB  # noqa: E402
 @pytest.fixture(scope="module", autouse=True)
 def megatron_on_cpu():
     """megatron-core's CUDA bookkeeping redirected to the CPU while this directory's tests run (see cpu_shim)."""
-    import torch
-
-    if torch.cuda.is_available():
-        yield
-        return
-    with cpu_shim.enabled():
+    with cpu_shim.unless_cuda():
         yield
 
 

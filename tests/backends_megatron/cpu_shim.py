@@ -62,6 +62,16 @@ def enabled() -> Iterator[None]:
         torch.cuda.current_device, torch.cuda.synchronize = saved
 
 
+@contextlib.contextmanager
+def unless_cuda() -> Iterator[None]:
+    """:func:`enabled` on a CPU-only torch; nothing where CUDA is available (megatron-core runs as it is)."""
+    if torch.cuda.is_available():
+        yield
+        return
+    with enabled():
+        yield
+
+
 def install() -> None:
     """Patch the process for good (worker scripts, CPU benchmarks); idempotent."""
     global _installed

@@ -33,10 +33,7 @@ T = 0.8
 
 @pytest.fixture(scope="module", autouse=True)
 def megatron_on_cpu():
-    if torch.cuda.is_available():
-        yield
-        return
-    with cpu_shim.enabled():
+    with cpu_shim.unless_cuda():
         yield
 
 
