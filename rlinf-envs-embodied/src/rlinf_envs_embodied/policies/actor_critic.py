@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from rlinf_backends_fsdp.hf_model import PRECISIONS
 from rlinf_core.errors import ConfigError, suggestion_text
 from rlinf_core.interfaces import ActionSample
 from torch import nn
@@ -51,16 +52,9 @@ def init_layer(layer: nn.Module, gain: float = math.sqrt(2), bias: float = 0.0) 
     return layer
 
 
-#: ``actor.model.precision`` spellings (those the fsdp backend accepts for the same key) -> parameter dtypes.
-PRECISIONS: dict[str, torch.dtype] = {
-    "fp32": torch.float32, "float32": torch.float32, "32": torch.float32, "32-true": torch.float32,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16, "16": torch.float16, "16-mixed": torch.float16,
-}
-
-
 def parse_precision(value: Any, key: str = "actor.model.precision") -> torch.dtype:
-    """The parameter dtype of a precision name (``None``: fp32); a one-line ConfigError naming ``key`` otherwise."""
+    """The parameter dtype of a precision name (``None``: fp32; the spellings of the fsdp backend's
+    ``PRECISIONS`` table); a one-line ConfigError naming ``key`` otherwise."""
     if value is None:
         return torch.float32
     name = str(value).lower().removeprefix("torch.")
