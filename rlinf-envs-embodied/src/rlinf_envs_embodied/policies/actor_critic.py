@@ -278,10 +278,8 @@ class ActorCriticPolicy(nn.Module):
 
     def _obs_tensor(self, value: Any) -> torch.Tensor:
         """A float observation entry on the policy's device, in its parameters' dtype."""
-        device = self.device  # sets self._dtype too
-        if isinstance(value, torch.Tensor):
-            return value.to(device, self._dtype)
-        return torch.as_tensor(np.asarray(value), dtype=self._dtype, device=device)
+        self.device  # noqa: B018 -- looks up (and caches) self._dtype with the device
+        return self._tensor(value, self._dtype)
 
     def _value(self, vfeats: torch.Tensor) -> torch.Tensor:
         """Values ``(N,)`` (float32) from critic features."""
