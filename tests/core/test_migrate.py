@@ -1,17 +1,14 @@
 """Migration from RLinf: Hydra ``defaults`` composition, ``rlinf config migrate``, then ``rlinf config validate``.
 
 The configs under ``tests/fixtures/rlinf_configs/`` reproduce the structure and keys of RLinf's
-published math and embodied examples. After migration, ``validate`` may fail only because a
-component the config names (``megatron``, ``openvla_oft``, ``maniskill``, the ``embodied`` flow, ...)
-is not registered by the installed plugins yet, with the install hint where rlinf knows the
-provider; with stand-ins registered for exactly those names, it must pass.
+published math and embodied examples. After migration, ``validate`` passes with the first-party
+plugins installed: every component those examples name (``megatron``, ``openvla_oft``, ``pi0`` as
+``openpi``, ``maniskill``, ``frankasim``, the ``embodied`` flow, ...) is registered by one of them.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -20,12 +17,9 @@ from click.testing import CliRunner
 from omegaconf import OmegaConf
 from rlinf_core import ConfigError
 from rlinf_core.cli import main
-from rlinf_core.config import load_config, migrate_config, validate_config
+from rlinf_core.config import load_config, migrate_config
 from rlinf_core.config.compat import DROPPED, KEPT, MAPPED, UNKNOWN_REASON, UNSUPPORTED
 from rlinf_core.config.migrate import COMPOSED, in_schema
-from rlinf_core.config.schema import COMPONENT_KEYS
-from rlinf_core.plugins import ENTRY_POINT_GROUP, discover
-from rlinf_core.registry import KNOWN_PROVIDERS
 
 pytest.importorskip("hydra", reason="needs the [hydra] extra of rlinf-core")
 
@@ -43,10 +37,6 @@ EXAMPLES = {
     "metaworld50-pi0": EMBODIED / "metaworld_50_ppo_openpi.yaml",
     "frankasim-mlp": EMBODIED / "frankasim_ppo_mlp.yaml",
 }
-FIRST_PARTY = ("rlinf-core", "rlinf-algos", "rlinf-backends-fsdp", "rlinf-backends-megatron", "rlinf-envs-embodied",
-               "rlinf-cli")
-_UNKNOWN_COMPONENT = re.compile(r"^([\w.]+): unknown (\w+) '([^']+)'\.")
-
 
 @pytest.fixture(autouse=True)
 def embodied_path(monkeypatch):
@@ -67,36 +57,8 @@ def _migrate_cli(path: Path, out: Path) -> dict:
     return json.loads(result.output)
 
 
-def _missing_components(problems: list[str]) -> list[tuple[str, str]]:
-    """(kind, name) of every 'unknown component' problem; fails on any other problem."""
-    missing = []
-    for problem in problems:
-        m = _UNKNOWN_COMPONENT.match(problem)
-        assert m and m.group(1) in COMPONENT_KEYS, f"not a missing-component problem: {problem}"
-        key, kind, name = m.groups()
-        assert COMPONENT_KEYS[key] == kind
-        if (kind, name) in KNOWN_PROVIDERS:  # rlinf knows who provides it: the message says what to install
-            assert "Fix: pip install" in problem or "well-known name of" in problem, problem
-        missing.append((kind, name))
-    return missing
-
-
-def _with_stand_ins(fake_plugin, missing: set[tuple[str, str]]):
-    hooks = {"model": "models", "env": "envs", "flow": "flows", "training_backend": "training_backends"}
-    source = ["from rlinf_core import ComponentSpec, hookimpl"]
-    for kind, hook in hooks.items():
-        names = sorted(n for k, n in missing if k == kind)
-        source += ["@hookimpl", f"def rlinf_register_{hook}():",
-                   f"    return [ComponentSpec({kind!r}, n, 'builtins:object', 'stand-in') for n in {names!r}]"]
-    assert {k for k, _ in missing} <= set(hooks)
-    dist = fake_plugin("\n".join(source), dist="rlinf-test-stand-ins", plugin="standins")
-    eps = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-           if ep.dist and ep.dist.name in (*FIRST_PARTY, dist)]
-    return discover(eps, environ={})
-
-
 @pytest.mark.parametrize("name", list(EXAMPLES))
-def test_migrate_then_validate_each_published_example(name, tmp_path, fake_plugin):
+def test_migrate_then_validate_each_published_example(name, tmp_path):
     src, out = EXAMPLES[name], tmp_path / "migrated.yaml"
     report = _migrate_cli(src, out)
     keys = report["keys"]
@@ -116,20 +78,9 @@ def test_migrate_then_validate_each_published_example(name, tmp_path, fake_plugi
         if k["status"] in (DROPPED, UNSUPPORTED):
             assert f" {k['key']} = " in text, k["key"]
     assert yaml.safe_load(text) == OmegaConf.to_container(OmegaConf.create(composed.config))
-    # validate: keys, types, ranges, interpolations and placement pass; only unregistered components may fail
+    # validate: keys, types, ranges, interpolations, placement and component names all pass
     result = CliRunner().invoke(main, ["config", "validate", str(out)])
-    problems = []
-    if result.exit_code:
-        cfg = load_config(out)
-        with pytest.raises(ConfigError) as err:
-            from rlinf_core.plugins import get_plugins
-
-            validate_config(cfg, get_plugins())
-        problems = err.value.problems
-    missing = set(_missing_components(problems))
-    plugins = _with_stand_ins(fake_plugin, missing) if missing else None
-    if plugins is not None:
-        validate_config(load_config(out, plugins=plugins), plugins)
+    assert result.exit_code == 0, result.output
     cfg = load_config(out)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
@@ -181,6 +132,16 @@ def test_embodied_keys_groups_and_relative_interpolations():
     statuses = {k.key: k.status for k in oft.keys}
     assert statuses["rollout.sampling_params.temperature_eval"] == UNSUPPORTED  # 0.6 != 1.0
     assert statuses["actor.model.lora_path"] == UNSUPPORTED
+    # OpenVLA-OFT's own options: the ones the VLA plugin reads are moved to actor.model.config, the ones it
+    # takes from the checkpoint or has no use for are dropped with the reason
+    assert cfg.actor.model.config.use_proprio is False and "use_proprio" not in cfg.actor.model
+    by_key = {k.key: k for k in oft.keys}
+    assert by_key["actor.model.use_proprio"].new_key == "actor.model.config.use_proprio"
+    for key in ("vocab_size", "hidden_size", "image_size"):
+        assert "config.json" in by_key[f"actor.model.{key}"].reason and statuses[f"actor.model.{key}"] == DROPPED
+    assert statuses["actor.model.trust_remote_code"] == DROPPED
+    assert statuses["actor.model.num_images_in_input"] == UNSUPPORTED and "cameras" in by_key[
+        "actor.model.num_images_in_input"].reason
 
     franka = migrate_config(EXAMPLES["frankasim-mlp"])
     cfg = load_config(franka.config)

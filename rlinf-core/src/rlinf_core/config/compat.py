@@ -109,6 +109,10 @@ def _sim(name: str) -> Callable[[Any, dict[str, Any]], bool]:
     return lambda _v, cfg: name in (get_path(cfg, "env.train.env_type"), get_path(cfg, "env.eval.env_type"))
 
 
+def _model(*names: str) -> Callable[[Any, dict[str, Any]], bool]:
+    return lambda _v, cfg: get_path(cfg, "actor.model.model_type") in names
+
+
 def _mib(size_bytes: Any) -> Any:
     return max(1, math.ceil(int(size_bytes) / 2**20)) if isinstance(size_bytes, int) else size_bytes
 
@@ -140,6 +144,7 @@ _MEGATRON_OPTIM = (
     r"overlap_param_gather_with_optimizer_step"
 )
 _SPLIT = r"env\.(train|eval)"
+_OPENVLA = ("openvla", "openvla_oft")
 _GROUP = "rlinf names each worker group by its section (actor, rollout, env, reward, critic); placement uses those names"
 _CUDA_GRAPH = "CUDA-graph capture is the engine's own business (vLLM: rollout.vllm.enforce_eager)"
 _NO_PROMPT_ENV = "set by the model and simulator plugins"
@@ -198,6 +203,15 @@ RULES: tuple[Rule, ...] = (
          when=_not_backend("megatron")),
     Rule(rf"actor\.model\.({_MEGATRON_MODEL})", DROPPED, "a Megatron model option; the fsdp backend has none",
          when=_not_backend("megatron")),
+    # -- OpenVLA / OpenVLA-OFT options RLinf keeps on actor.model (rlinf's VLA plugins read actor.model.config)
+    Rule(r"actor\.model\.use_proprio", MAPPED, target="actor.model.config.use_proprio", when=_model(*_OPENVLA)),
+    Rule(r"actor\.model\.(vocab_size|hidden_size|image_size)", DROPPED,
+         "read from the checkpoint's config.json (actor.model.model_path)", when=_model(*_OPENVLA)),
+    Rule(r"actor\.model\.(trust_remote_code|low_cpu_mem_usage|attn_implementation)", DROPPED,
+         "rlinf builds the OpenVLA network itself (no remote code; SDPA attention) and loads its weights directly",
+         when=_model(*_OPENVLA)),
+    Rule(r"actor\.model\.num_images_in_input", UNSUPPORTED,
+         "a camera count (rlinf's VLAs name their cameras: actor.model.config.cameras)", when=_model(*_OPENVLA)),
     Rule(rf"actor\.({_MEGATRON_ACTOR})", DROPPED, "a Megatron worker option; the fsdp backend has none",
          when=_not_backend("megatron")),
     Rule(r"actor\.optim\.optimizer", DROPPED, "rlinf's training backends use AdamW (Adam when weight_decay is 0)",
