@@ -117,6 +117,15 @@ def test_global_batch_size_must_be_a_multiple_of_the_micro_batch_size():
     assert _problems(["actor.micro_batch_size=4", "actor.global_batch_size=64"]) == []
 
 
+def test_a_precision_name_is_checked_at_validate_time_for_every_model_section():
+    assert _problems(["actor.model.precision=bf61", "rollout.model.precision=fp8"]) == [
+        "actor.model.precision: unknown precision 'bf61'. Did you mean 'bf16'? Valid: fp32, bf16, fp16",
+        "rollout.model.precision: unknown precision 'fp8'. Valid: fp32, bf16, fp16"]
+    # the spellings every backend and policy accepts (one table: rlinf_core.config.precision)
+    assert _problems(["actor.model.precision=bf16-mixed", "critic.model.precision=torch.float16",
+                      "rollout.model.precision=32"]) == []
+
+
 # ---------------------------------------------------------------------------- placement
 
 def test_placement_out_of_range_counts_nodes_times_devices():

@@ -20,24 +20,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from rlinf_core.config.precision import precision_dtype_name
 from torch import nn
 
 from rlinf_backends_fsdp.config_access import get as _get
 from rlinf_backends_fsdp.config_access import plain as _plain
-from rlinf_backends_fsdp.options import PRECISION_DTYPES
-
-#: ``*.model.precision`` values -> torch dtypes (RLinf / Lightning spellings accepted).
-PRECISIONS: dict[str, torch.dtype] = {name: getattr(torch, dtype) for name, dtype in PRECISION_DTYPES.items()}
 
 
 def parse_dtype(value: Any, key: str) -> torch.dtype:
-    """A torch dtype from a precision string (``fp32``, ``bf16``, ``fp16``, ...); ``key`` names it in errors."""
+    """A torch dtype from a precision name (``fp32``, ``bf16``, ``fp16``, ...; see
+    :mod:`rlinf_core.config.precision`); a ConfigError naming ``key`` otherwise."""
     if isinstance(value, torch.dtype):
         return value
-    name = str(value).lower().removeprefix("torch.")
-    if name not in PRECISIONS:
-        raise ValueError(f"{key}: unknown precision {value!r}; valid: fp32, bf16, fp16")
-    return PRECISIONS[name]
+    return getattr(torch, precision_dtype_name(value, key))
 
 
 @dataclass(frozen=True)

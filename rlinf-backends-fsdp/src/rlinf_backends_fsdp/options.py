@@ -12,15 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlinf_core.config.options import read_options
+from rlinf_core.config.precision import precision_problem
 from rlinf_core.config.ranges import bounded
 from rlinf_core.errors import suggestion_text
-
-#: ``*.model.precision`` / ``mixed_precision`` names -> torch dtype names (RLinf / Lightning spellings).
-PRECISION_DTYPES: dict[str, str] = {
-    "fp32": "float32", "float32": "float32", "32": "float32", "32-true": "float32",
-    "bf16": "bfloat16", "bfloat16": "bfloat16", "bf16-mixed": "bfloat16", "bf16-true": "bfloat16",
-    "fp16": "float16", "float16": "float16", "16": "float16", "16-mixed": "float16",
-}
 
 #: ``rollout.vllm.weight_sync`` modes (see ``vllm_engine``'s module docstring).
 WEIGHT_SYNC_MODES = ("auto", "in_process", "disk")
@@ -57,10 +51,10 @@ class FSDPOptions:
 
     def problems(self, path: str) -> list[str]:
         mp = self.mixed_precision
-        return [f"{path}.mixed_precision.{key}: unknown precision {value!r}; valid: fp32, bf16, fp16"
-                for key, value in (("param_dtype", mp.param_dtype), ("reduce_dtype", mp.reduce_dtype),
-                                   ("buffer_dtype", mp.buffer_dtype))
-                if value is not None and str(value).lower().removeprefix("torch.") not in PRECISION_DTYPES]
+        found = (precision_problem(value, f"{path}.mixed_precision.{key}") if value is not None else None
+                 for key, value in (("param_dtype", mp.param_dtype), ("reduce_dtype", mp.reduce_dtype),
+                                    ("buffer_dtype", mp.buffer_dtype)))
+        return [problem for problem in found if problem]
 
     @classmethod
     def from_config(cls, config: Any) -> FSDPOptions:

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from rlinf_core.config.precision import precision_dtype_name
 from rlinf_core.lr_schedule import LRSchedule
 
 from rlinf_backends_megatron.convert import (
@@ -55,9 +56,6 @@ from rlinf_backends_megatron.options import MegatronConfigError, MegatronOptions
 log = logging.getLogger(__name__)
 
 ROLES = ("actor", "critic", "reference")
-_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "32": torch.float32, "32-true": torch.float32,
-           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
-           "fp16": torch.float16, "float16": torch.float16, "16": torch.float16, "16-mixed": torch.float16}
 #: Fill value for the logits of padded vocabulary rows (exp() underflows to exactly 0).
 _MASKED_LOGIT = -1.0e9
 
@@ -233,14 +231,11 @@ class MegatronBackend:
             tensor_parallel.model_parallel_cuda_manual_seed(seed, inference_rng_tracker=True, force_reset_rng=True)
 
     def _dtype(self) -> torch.dtype:
-        if self.options.precision is not None:
-            return _DTYPES[self.options.precision]
+        if self.options.precision is not None:  # from the optim.bf16 / optim.fp16 flags
+            return getattr(torch, precision_dtype_name(self.options.precision, f"{self.section}.megatron.optim"))
         key = f"{self.section}.model.precision"
-        value = str(_get(self.config, key, None) or _get(self.config, "actor.model.precision", "fp32")).lower()
-        value = value.removeprefix("torch.")
-        if value not in _DTYPES:
-            raise ValueError(f"{key}: unknown precision {value!r}; valid: fp32, bf16, fp16")
-        return _DTYPES[value]
+        value = _get(self.config, key, None) or _get(self.config, "actor.model.precision", "fp32")
+        return getattr(torch, precision_dtype_name(value, key))
 
     def _transformer_config(self):
         from megatron.core.transformer import TransformerConfig

@@ -14,12 +14,13 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from rlinf_core.config.precision import precision_problem
 from rlinf_core.errors import ComponentError, ConfigError
 from rlinf_core.runtime.placement import AUTO, KEY, parse_component_placement, resolve_placement
 
 
 def cross_field_problems(cfg: DictConfig) -> list[str]:
-    """Rules that tie two keys together."""
+    """Rules that tie two keys together, and value checks shared by the components (precision names)."""
     problems: list[str] = []
     try:
         micro, total = int(cfg.actor.micro_batch_size), int(cfg.actor.global_batch_size)
@@ -28,6 +29,14 @@ def cross_field_problems(cfg: DictConfig) -> list[str]:
     if micro > 0 and total > 0 and total % micro:
         problems.append(f"actor.global_batch_size ({total}) must be a multiple of actor.micro_batch_size ({micro}): "
                         "each optimizer step accumulates whole micro-batches")
+    for section in ("actor", "critic", "rollout"):
+        try:
+            value = cfg[section].model.precision
+        except Exception:  # no such section, or an unresolvable interpolation (reported by validate_config)
+            continue
+        problem = precision_problem(value, f"{section}.model.precision") if value is not None else None
+        if problem:
+            problems.append(problem)
     return problems
 
 

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from rlinf_backends_fsdp.hf_model import PRECISIONS
-from rlinf_core.errors import ConfigError, suggestion_text
+from rlinf_core.config.precision import precision_dtype_name
+from rlinf_core.errors import ConfigError
 from rlinf_core.interfaces import ActionSample
 from torch import nn
 from torch.distributions import Categorical, Normal
@@ -53,15 +53,9 @@ def init_layer(layer: nn.Module, gain: float = math.sqrt(2), bias: float = 0.0) 
 
 
 def parse_precision(value: Any, key: str = "actor.model.precision") -> torch.dtype:
-    """The parameter dtype of a precision name (``None``: fp32; the spellings of the fsdp backend's
-    ``PRECISIONS`` table); a one-line ConfigError naming ``key`` otherwise."""
-    if value is None:
-        return torch.float32
-    name = str(value).lower().removeprefix("torch.")
-    if name not in PRECISIONS:
-        raise ConfigError(f"{key}: unknown precision {value!r}.{suggestion_text(name, PRECISIONS)} "
-                          "Valid: fp32, bf16, fp16")
-    return PRECISIONS[name]
+    """The parameter dtype of a precision name (``None``: fp32; the names of
+    :mod:`rlinf_core.config.precision`); a one-line ConfigError naming ``key`` otherwise."""
+    return torch.float32 if value is None else getattr(torch, precision_dtype_name(value, key))
 
 
 #: Activations :class:`MLP` applies as a plain function (no module call per layer).

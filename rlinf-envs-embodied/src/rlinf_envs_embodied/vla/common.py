@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
+from rlinf_core.config.precision import precision_dtype_name
 from rlinf_core.errors import ConfigError, suggestion_text
 from torch import nn
 
@@ -21,8 +22,6 @@ from rlinf_envs_embodied.options import cfg_get, plain
 KEY = "actor.model"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HALF_MEAN, HALF_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
 #: VLA options that rlinf's ``actor.model`` schema has no key for: they are read from
 #: ``actor.model.config`` (beside the tiny model's sizes), or from ``actor.model`` itself in a plain mapping.
 VLA_OPTIONS = ("temperature", "cameras", "use_proprio", "value_hidden", "lora_alpha", "lora_target_modules",
@@ -39,10 +38,8 @@ def option(config: Any, name: str, default: Any = None) -> Any:
 
 
 def torch_dtype(config: Any) -> torch.dtype:
-    name = str(option(config, "precision", "fp32"))
-    if name not in DTYPES:
-        raise ConfigError(f"{KEY}.precision: {name!r} is not one of {sorted(DTYPES)}.{suggestion_text(name, DTYPES)}")
-    return DTYPES[name]
+    """``actor.model.precision`` as a torch dtype (the names of :mod:`rlinf_core.config.precision`)."""
+    return getattr(torch, precision_dtype_name(option(config, "precision", "fp32"), f"{KEY}.precision"))
 
 
 def tiny_options(config: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
