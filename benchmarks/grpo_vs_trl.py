@@ -15,7 +15,8 @@ from ``examples/reasoning/quickstart_cpu.yaml``:
 - the reward: rlinf's ``exact_match`` component (TRL calls it as its reward function);
 - the update: one on-policy step per batch, PPO clip ``ratio_clip_eps``, token-mean loss over the
   batch (TRL: ``loss_type="dapo"``), group-std-normalised advantages (``scale_rewards="group"``),
-  no KL (``beta=0``), AdamW with the config's lr / betas / clip and its lr schedule.
+  no KL (``beta=0``), AdamW with the config's lr / betas / clip and its lr schedule; no entropy bonus
+  (TRL's GRPOTrainer has none: the benchmark sets the quickstart's ``algorithm.entropy_bonus`` to 0).
 
 The RL phase starts a fresh AdamW on each side (the quickstart's flow instead keeps the optimizer
 state of its warm start), so both get a short linear lr warm-up (``--lr-warmup-fraction``, default
@@ -221,7 +222,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="grpo_vs_trl_") as tmp:
         root = Path(tmp)
         for seed in seeds:
-            overrides = [f"actor.lr_sched.lr_warmup_fraction={args.lr_warmup_fraction}", *args.overrides]
+            # TRL's GRPOTrainer has no entropy bonus: both sides run plain GRPO (the quickstart adds one)
+            overrides = [f"actor.lr_sched.lr_warmup_fraction={args.lr_warmup_fraction}", "algorithm.entropy_bonus=0",
+                         *args.overrides]
             cfg, plugins = load(args.config, args.steps, seed, overrides)
             model_dir = warm_started_model(cfg, root / f"model_{seed}")
             ours.append(run_rlinf(cfg, plugins, model_dir, root / f"rlinf_{seed}"))
