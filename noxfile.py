@@ -160,8 +160,9 @@ def soak(session: nox.Session) -> None:
 @ci_session
 def bench_trl(session: nox.Session) -> None:
     """benchmarks/grpo_vs_trl.py: the reasoning flow's GRPO against TRL's GRPOTrainer on the CPU quickstart task,
-    same model, prompts, reward and hyper-parameters, in one process. Not a default session (minutes per seed).
-    trl 1.16.0 with the CPU torch of constraints.txt pulls no torchvision and no CUDA packages."""
+    same model, prompts, reward and hyper-parameters, each side in a process of its own (peak RSS apart). Not a
+    default session (minutes per seed). trl 1.16.0 with the CPU torch of constraints.txt pulls no torchvision and
+    no CUDA packages."""
     session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp[hf]", "trl==1.16.0")
     session.run("python", "benchmarks/grpo_vs_trl.py", *session.posargs)
 

@@ -1,4 +1,4 @@
-"""GRPO on the CPU quickstart task: rlinf's reasoning flow against TRL's ``GRPOTrainer``, in one process.
+"""GRPO on the CPU quickstart task: rlinf's reasoning flow against TRL's ``GRPOTrainer``, in one run.
 
 Run in the venv of ``nox -s bench_trl`` (rlinf + trl, CPU torch):
     .venv-nox/bin/nox -s bench_trl -- [--steps 300 --seeds 1,2,3]
@@ -23,11 +23,15 @@ state of its warm start), so both get a short linear lr warm-up (``--lr-warmup-f
 0.05): a fresh Adam's first steps are lr-sized whatever the gradient, and without the warm-up 2 of 3
 seeds lost the answer format on both sides (measured, 300 steps: final reward 0.08-0.14).
 
-Reported per side: completions per second (responses generated in the timed call, divided by its
-wall time: generation, reward, training and weight sync included; rlinf's call also starts its
-workers), the same per second of the process's CPU time (less sensitive to other processes on a shared
-machine: each side runs one torch thread), and the mean training reward of the last fifth of the steps.
-Seeds alternate rlinf / TRL so that a change of machine load hits both. One torch thread each (``--threads``).
+Each side runs in a fresh process of its own (spawned), so that its peak memory is its own. Reported
+per side: completions per second (responses generated in the timed call, divided by its wall time:
+generation, reward, training and weight sync included; rlinf's call also starts its workers), the same
+per second of the process's CPU time (less sensitive to other processes on a shared machine: each side
+runs one torch thread), the mean training reward of the last fifth of the steps, the same at equal wall
+time (the last fifth of the steps each side had finished when the faster one ended; rlinf's start-up is
+counted before its first step), and the peak RSS of the side's process (``ru_maxrss``: imports, model,
+optimizer and the run). Seeds alternate rlinf / TRL so that a change of machine load hits both. One
+torch thread each (``--threads``).
 
 Measured 2026-11-28 (the 2-core dev machine shared with other jobs, load average 4-9; trl 1.16.0,
 torch 2.13.0+cpu; ``--steps 300 --seeds 1,2,3``): rlinf 1519 completions/s (1780 per CPU second), TRL
@@ -41,6 +45,13 @@ entropy metric without gradient (same machine, load average 4-5, same versions a
 completions/s (4188 per CPU second), TRL 454 (1324): 3.37x wall, 3.16x per CPU second; final reward
 0.636 vs 0.556 (per seed 0.76 / 0.55 / 0.60 vs 0.48 / 0.45 / 0.74). The actor's ``train_step`` on a
 quickstart-shaped batch (512 rows, 32 prompts): 0.206 -> 0.070 CPU seconds.
+
+Measured 2026-12-03, each side in its own process (same command; a quieter machine, load average 1-2, a
+quickstart sweep on the other core): rlinf 4454 completions/s (4481 per CPU second), TRL 1552 (1592): 2.87x
+wall, 2.81x per CPU second (TRL's rate is higher than above, rlinf's lower: the earlier run was under heavier
+load); final reward 0.636 vs 0.556 (the same per-seed values as above: both sides are deterministic); reward at
+equal wall time 0.636 vs 0.133 (when rlinf had finished its 300 steps, TRL was about 100 steps in); peak RSS
+660 vs 756 MiB.
 """
 
 from __future__ import annotations
@@ -124,13 +135,22 @@ def run_rlinf(cfg: Any, plugins: Any, model_dir: Path, run_root: Path) -> dict[s
                                 "runner": {"logger": {"log_path": str(run_root), "logger_backends": []}}})
     run_dir = run_root / str(cfg.runner.logger.experiment_name)
     flow = ReasoningFlow(cfg, plugins=plugins, run_dir=run_dir)
+    rss_start = _rss_mb()
     start, cpu = time.perf_counter(), time.process_time()
     flow.train()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rewards = [r["reward/mean"] for r in rows if "reward/mean" in r]
+    rows = [r for r in rows if "reward/mean" in r]
+    rewards = [r["reward/mean"] for r in rows]
+    # step end times: the steps' own durations, all other time of the call (worker start-up) counted up front
+    step_s = [float(r["time/step_s"]) for r in rows]
+    elapsed, t = [], wall - sum(step_s)
+    for d in step_s:
+        t += d
+        elapsed.append(t)
     completions = len(rewards) * int(cfg.data.rollout_batch_size) * int(cfg.algorithm.group_size)
-    return {"wall_s": wall, "cpu_s": cpu, "completions": completions, "rewards": rewards}
+    return {"wall_s": wall, "cpu_s": cpu, "completions": completions, "rewards": rewards, "elapsed_s": elapsed,
+            "rss_start_mb": rss_start}
 
 
 def trl_config(cfg: Any, out_dir: Path, seed: int):
@@ -166,7 +186,7 @@ def run_trl(cfg: Any, model_dir: Path, out_dir: Path, seed: int) -> dict[str, An
     from datasets import Dataset
     from rlinf_core.data import ArithmeticTask
     from rlinf_core.plugins import get_plugins
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
     from trl import GRPOTrainer
 
     reward = get_plugins().registries.load("reward", cfg.reward.reward_type)
@@ -181,21 +201,75 @@ def run_trl(cfg: Any, model_dir: Path, out_dir: Path, seed: int) -> dict[str, An
                           args=trl_config(cfg, out_dir, seed), train_dataset=data,
                           processing_class=AutoTokenizer.from_pretrained(model_dir))
     trainer.remove_callback(PrinterCallback)  # no per-step print (rlinf's side logs to its metrics file only)
+    elapsed: list[float] = []
+
+    class StepClock(TrainerCallback):
+        def on_step_end(self, *_: Any, **__: Any) -> None:
+            elapsed.append(time.perf_counter() - start)
+
+    trainer.add_callback(StepClock())
+    rss_start = _rss_mb()
     start, cpu = time.perf_counter(), time.process_time()
     trainer.train()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     completions = len(rewards) * int(cfg.data.rollout_batch_size) * int(cfg.algorithm.group_size)
-    return {"wall_s": wall, "cpu_s": cpu, "completions": completions, "rewards": rewards}
+    return {"wall_s": wall, "cpu_s": cpu, "completions": completions, "rewards": rewards, "elapsed_s": elapsed,
+            "rss_start_mb": rss_start}
 
 
-def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
+def _rss_mb() -> float:
+    """Resident memory of this process now (MiB), from /proc (Linux); 0 elsewhere."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def reward_by(run: dict[str, Any], seconds: float) -> float:
+    """Mean training reward of the last fifth of the steps (by count) that ``run`` finished within ``seconds``."""
+    done = sum(1 for t in run["elapsed_s"] if t <= seconds)
+    window = run["rewards"][max(0, done - max(1, len(run["rewards"]) // 5)):done]
+    return statistics.fmean(window) if window else float("nan")
+
+
+def summarize(runs: list[dict[str, Any]], budgets: list[float]) -> dict[str, Any]:
+    """Per side; ``budgets[i]``: seed i's shorter wall time of the two sides (the reward at equal wall time)."""
     tail = [statistics.fmean(r["rewards"][-max(1, len(r["rewards"]) // 5):]) for r in runs]
+    at_budget = [reward_by(r, b) for r, b in zip(runs, budgets, strict=True)]
     return {"completions_per_s": statistics.fmean(r["completions"] / r["wall_s"] for r in runs),
             "completions_per_cpu_s": statistics.fmean(r["completions"] / r["cpu_s"] for r in runs),
             "final_reward": statistics.fmean(tail), "final_reward_per_seed": tail,
+            "reward_at_equal_wall": statistics.fmean(at_budget), "reward_at_equal_wall_per_seed": at_budget,
             "first_reward": statistics.fmean(statistics.fmean(r["rewards"][:5]) for r in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "start_rss_mb": max(r["rss_start_mb"] for r in runs),
             "wall_s_per_seed": [r["wall_s"] for r in runs], "cpu_s_per_seed": [r["cpu_s"] for r in runs]}
+
+
+def run_side(side: str, config: Path, steps: int, seed: int, overrides: list[str], model_dir: Path, out: Path,
+             threads: int) -> dict[str, Any]:
+    """One side's run, in the fresh process this is called in (see ``in_child``): its peak RSS is its own."""
+    import resource
+
+    import torch
+
+    torch.set_num_threads(threads)
+    cfg, plugins = load(config, steps, seed, overrides)
+    result = run_rlinf(cfg, plugins, model_dir, out) if side == "rlinf" else run_trl(cfg, model_dir, out, seed)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return result
+
+
+def in_child(*args: Any) -> dict[str, Any]:
+    """``run_side(*args)`` in a new spawned process: each side's memory is measured apart from the other's."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run_side, *args).result()
 
 
 def main() -> None:
@@ -225,31 +299,35 @@ def main() -> None:
             # TRL's GRPOTrainer has no entropy bonus: both sides run plain GRPO (the quickstart adds one)
             overrides = [f"actor.lr_sched.lr_warmup_fraction={args.lr_warmup_fraction}", "algorithm.entropy_bonus=0",
                          *args.overrides]
-            cfg, plugins = load(args.config, args.steps, seed, overrides)
+            cfg, _ = load(args.config, args.steps, seed, overrides)
             model_dir = warm_started_model(cfg, root / f"model_{seed}")
-            ours.append(run_rlinf(cfg, plugins, model_dir, root / f"rlinf_{seed}"))
+            common = (args.config, args.steps, seed, overrides)
+            ours.append(in_child("rlinf", *common, model_dir, root / f"rlinf_{seed}", args.threads))
             print(f"seed {seed} rlinf: {ours[-1]['completions'] / ours[-1]['wall_s']:.0f} completions/s "
                   f"({ours[-1]['completions'] / ours[-1]['cpu_s']:.0f} per CPU s), "
                   f"last-fifth reward {statistics.fmean(ours[-1]['rewards'][-max(1, args.steps // 5):]):.3f}", flush=True)
-            theirs.append(run_trl(cfg, model_dir, root / f"trl_{seed}", seed))
+            theirs.append(in_child("trl", *common, model_dir, root / f"trl_{seed}", args.threads))
             print(f"seed {seed} TRL:   {theirs[-1]['completions'] / theirs[-1]['wall_s']:.0f} completions/s "
                   f"({theirs[-1]['completions'] / theirs[-1]['cpu_s']:.0f} per CPU s), "
                   f"last-fifth reward {statistics.fmean(theirs[-1]['rewards'][-max(1, args.steps // 5):]):.3f}", flush=True)
+    budgets = [min(a["wall_s"], b["wall_s"]) for a, b in zip(ours, theirs, strict=True)]
     result = {"steps": args.steps, "seeds": seeds, "config": str(args.config), "overrides": args.overrides,
               "lr_warmup_fraction": args.lr_warmup_fraction,
               "torch": torch.__version__, "trl": trl.__version__, "threads": args.threads,
-              "rlinf": summarize(ours), "trl_grpo": summarize(theirs)}
+              "rlinf": summarize(ours, budgets), "trl_grpo": summarize(theirs, budgets)}
     r, t = result["rlinf"], result["trl_grpo"]
     result["speedup"] = r["completions_per_s"] / t["completions_per_s"]
     result["speedup_cpu"] = r["completions_per_cpu_s"] / t["completions_per_cpu_s"]
     result["reward_delta"] = r["final_reward"] - t["final_reward"]
-    print(f"\n{'':8}{'completions/s':>15}{'per CPU s':>11}{'first reward':>14}{'final reward':>14}   (mean of seeds "
-          f"{args.seeds}, {args.steps} steps; final = last fifth)")
+    print(f"\n{'':8}{'completions/s':>15}{'per CPU s':>11}{'first reward':>14}{'final reward':>14}"
+          f"{'at equal wall':>15}{'peak RSS MiB':>14}   (mean of seeds {args.seeds}, {args.steps} steps; final = last "
+          "fifth; at equal wall = last fifth of the steps done when the faster side finished)")
     for name, s in (("rlinf", r), ("TRL", t)):
         print(f"{name:8}{s['completions_per_s']:>15.1f}{s['completions_per_cpu_s']:>11.1f}{s['first_reward']:>14.3f}"
-              f"{s['final_reward']:>14.3f}")
+              f"{s['final_reward']:>14.3f}{s['reward_at_equal_wall']:>15.3f}{s['peak_rss_mb']:>14.0f}")
     print(f"rlinf / TRL completions/s: {result['speedup']:.2f}x wall, {result['speedup_cpu']:.2f}x per CPU second; "
-          f"final reward rlinf - TRL: {result['reward_delta']:+.3f}")
+          f"final reward rlinf - TRL: {result['reward_delta']:+.3f}; peak RSS {r['peak_rss_mb']:.0f} vs "
+          f"{t['peak_rss_mb']:.0f} MiB")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 
