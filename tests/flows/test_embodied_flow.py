@@ -326,9 +326,8 @@ def test_action_dim_mismatch_names_the_key(tmp_path):
 
 
 def test_unknown_precision_names_the_key_and_the_choices(tmp_path):
-    flow, _ = _make_flow(_config(tmp_path, **{"actor.model.precision": "bf61"}))
-    with pytest.raises(ConfigError) as info:
-        flow.train()
+    with pytest.raises(ConfigError) as info:  # at validation, before any worker starts
+        _make_flow(_config(tmp_path, **{"actor.model.precision": "bf61"}))
     (line,) = info.value.problems
     assert line.startswith("actor.model.precision: unknown precision 'bf61'.") and "Did you mean 'bf16'?" in line
     assert line.endswith("Valid: fp32, bf16, fp16") and "\n" not in line
