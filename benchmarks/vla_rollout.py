@@ -4,12 +4,27 @@
    worth of actions per row: ``K`` actions for a chunk), with the ratio to batch size 1.
 2. ``--pipeline``: the embodied flow's env and rollout workers (``run_env_rollout_loop``), env steps per
    second when env and policy are in separate Ray processes, sequential (``pipeline_stage_num`` 1)
-   vs pipelined (2 and 4 micro-batches), as a ratio to the sequential run; and the inline run.
+   vs pipelined (2 and 4 micro-batches), as a ratio to the sequential run; the inline run; and
+   ``cluster.placement: auto`` (the embodied flow's profile of both stages picks the placement and
+   stage count), against the fastest fixed configuration. ``--sim metaworld``: a real simulator,
+   Meta-World ``reach-v3`` rendering its ``corner`` camera (MuJoCo; ``MUJOCO_GL=egl`` or ``osmesa``),
+   instead of the toy instruction env.
 
     python benchmarks/vla_rollout.py                      # needs rlinf-envs-embodied[vla]
     python benchmarks/vla_rollout.py --pipeline --models openvla_oft   # also needs rlinf-core[ray]
+    python benchmarks/vla_rollout.py --pipeline --models openvla_oft --sim metaworld --sizes   # and [metaworld]
 
 Timings on a shared machine are inflated by the load: compare the ratios, not the absolute numbers.
+
+Measured 2026-12-03 on the 2-core dev machine (quiet; ``--pipeline --models openvla_oft --sim metaworld --sizes
+--envs 8 --steps 10``): Meta-World renders a 32x32 camera image in about 58 ms with Mesa's software EGL here, so
+the env stage dominates (8 sub-envs: about 0.5 s a step, the tiny VLA's ``sample`` a small part of that).
+Disaggregated (one env process, one policy process), pipelining gains nothing: 1.01x at 2 micro-batches, 0.98x
+at 4. Collocated on both devices (two env ranks and two policy ranks, so the rendering runs on both cores):
+1.38x at 2 and at 4 micro-batches; sequential collocated 0.99x, inline 1.02x. ``cluster.placement: auto``
+picked collocated with 2 micro-batches, the fastest fixed configuration, and measured 0.95x its throughput
+(run to run noise); its prediction was 15.4 env steps/s against 9.7 measured (0.63x: the profile times each
+stage alone in one process, and misses what two processes rendering at once cost each other on 2 cores).
 """
 
 from __future__ import annotations
@@ -63,29 +78,48 @@ def batched_sampling(names: list[str], sizes: list[int], repeats: int) -> None:
             env.close()
 
 
-def pipeline(name: str, envs: int, steps: int) -> None:
+#: ``env.train`` of each ``--sim``; the VLA reads the first camera of the env's ``images``.
+SIMS = {
+    "instruction": {"simulator_type": "gymnasium", "env_id": ENV_ID, "max_episode_steps": 12},
+    "metaworld": {"simulator_type": "metaworld", "env_id": "reach-v3", "max_episode_steps": 50,
+                  "init_params": {"images": True, "camera_heights": 32, "camera_widths": 32}},
+}
+
+
+def pipeline(name: str, envs: int, steps: int, sim: str = "instruction") -> None:
+    from functools import partial
+
     import ray
     import torch
     from rlinf_core import get_plugins
     from rlinf_core.config import load_config
+    from rlinf_core.flows.embodied import profile_stages
     from rlinf_core.flows.embodied_workers import EmbodiedEnvWorker, PolicyRolloutWorker
-    from rlinf_core.runtime import Runtime, WorkerSpec
+    from rlinf_core.runtime import AutoPlacement, Runtime, WorkerSpec
     from rlinf_core.runtime.pipeline import run_env_rollout_loop
 
     torch.set_num_threads(1)
-    overrides = {"runner": {"task_type": "embodied"}, "actor": {"model": model_section(name)},
-                 "env": {"train": {"simulator_type": "gymnasium", "env_id": ENV_ID, "total_num_envs": envs,
-                                   "max_episode_steps": 12, "seed": 0}}}
+    section = model_section(name)
+    if sim != "instruction":  # a simulator with no instruction of its own
+        section["config"] = {**section["config"], "instruction": "reach the goal", "use_proprio": False}
+    overrides = {"runner": {"task_type": "embodied"}, "actor": {"model": section},
+                 "env": {"train": {**SIMS[sim], "total_num_envs": envs, "seed": 0}}}
     from omegaconf import OmegaConf
 
     container = OmegaConf.to_container(load_config(overrides), resolve=True)
+    auto_choice = {}
 
-    def measure(executor: str, spec: dict, devices: int, stage_num: int) -> float:
-        cluster = SimpleNamespace(executor=executor, component_placement=spec, placement=None, num_nodes=1,
-                                  num_devices_per_node=devices, ray_address=None)
+    def measure(executor: str, spec: dict, devices: int, stage_num: int, auto: bool = False) -> float:
+        cluster = SimpleNamespace(executor=executor, component_placement=spec, placement="auto" if auto else None,
+                                  num_nodes=1, num_devices_per_node=devices, ray_address=None)
         workers = {"env": WorkerSpec(EmbodiedEnvWorker, (container, "train", "continue")),
                    "rollout": WorkerSpec(PolicyRolloutWorker, (container,))}
-        with Runtime(cluster, get_plugins(), workers) as rt:
+        planner = AutoPlacement(partial(profile_stages, container), num_envs=envs, stage_nums=(1, 2, 4),
+                                env_group="env", policy_group="rollout") if auto else None
+        with Runtime(cluster, get_plugins(), workers, auto=planner) as rt:
+            if rt.auto_choice is not None:
+                stage_num = rt.auto_choice.stage_num
+                auto_choice.update(mode=rt.placement.mode, stage_num=stage_num)
             rt["env"].call("setup", stage_num).result()
             spaces = rt["env"].call("spaces", ranks=[0]).result()[0]
             rt["rollout"].call("build", *spaces).result()
@@ -94,7 +128,11 @@ def pipeline(name: str, envs: int, steps: int) -> None:
             start = time.perf_counter()
             run_env_rollout_loop(rt["env"], rt["rollout"], steps=steps, stage_num=stage_num)
             rate = steps * envs / (time.perf_counter() - start)
-        print(f"  measured {executor} {spec or ''} stages={stage_num}: {rate:.0f} env calls/s", flush=True)
+            report = rt.report_throughput(rate) if auto else ""
+        print(f"  measured {executor} {spec or ('auto' if auto else '')} stages={stage_num}: {rate:.0f} env calls/s",
+              flush=True)
+        if report:
+            print("  " + report, flush=True)
         return rate
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -102,31 +140,41 @@ def pipeline(name: str, envs: int, steps: int) -> None:
         runs = [("inline", 1, measure("inline", {}, 1, 1))]
         for k in (1, 2, 4):
             runs.append(("ray disaggregated", k, measure("ray", {"env": 0, "rollout": 1}, 2, k)))
+        for k in (1, 2, 4):
+            runs.append(("ray collocated", k, measure("ray", {"env,rollout": "all"}, 2, k)))
+        auto_rate = measure("ray", {}, 2, 0, auto=True)
     finally:
         ray.shutdown()
     seq = runs[1][2]
-    print(f"\n{name}: {envs} envs x {steps} calls (K={MODELS[name]['num_action_chunks']} actions each)")
+    print(f"\n{name} on {sim}: {envs} envs x {steps} calls (K={MODELS[name]['num_action_chunks']} actions each)")
     print(f"{'executor':<20} {'stages':>6} {'env calls/s':>12} {'vs sequential':>14}")
     for label, k, rate in runs:
         print(f"{label:<20} {k:>6} {rate:>12.0f} {rate / seq:>13.2f}x")
+    label = f"ray auto ({auto_choice.get('mode')})"
+    print(f"{label:<20} {auto_choice.get('stage_num', 0):>6} {auto_rate:>12.0f} {auto_rate / seq:>13.2f}x")
+    best = max(runs[1:], key=lambda r: r[2])
+    print(f"fastest fixed: {best[0]} stages={best[1]}; auto reaches {auto_rate / best[2]:.2f}x its throughput")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--sizes", nargs="+", type=int, default=[1, 8, 32, 128])
+    parser.add_argument("--sizes", nargs="*", type=int, default=[1, 8, 32, 128],
+                        help="batch sizes of the sampling benchmark; none: skip it")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pipeline", action="store_true", help="also measure pipelined env + rollout (Ray)")
     parser.add_argument("--envs", type=int, default=32)
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--sim", choices=list(SIMS), default="instruction", help="the env of --pipeline")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    batched_sampling(args.models, args.sizes, args.repeats)
+    if args.sizes:
+        batched_sampling(args.models, args.sizes, args.repeats)
     if args.pipeline:
         for name in args.models:
-            pipeline(name, args.envs, args.steps)
+            pipeline(name, args.envs, args.steps, args.sim)
 
 
 if __name__ == "__main__":
