@@ -230,10 +230,15 @@ class FSDPBackend:
         sched = _get(self.config, "actor.lr_sched")
         peak = _get(sched, "max_lr")
         lr = float(peak) if peak is not None and section == "actor" else lr
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            params, lr=lr, betas=(float(_get(optim, "adam_beta1", 0.9)), float(_get(optim, "adam_beta2", 0.999))),
+            self.trainable, lr=lr,
+            betas=(float(_get(optim, "adam_beta1", 0.9)), float(_get(optim, "adam_beta2", 0.999))),
             eps=float(_get(optim, "adam_eps", 1e-8)), weight_decay=float(_get(optim, "weight_decay", 0.0)),
+            # torch picks its per-tensor loop on the CPU; foreach gives the same bits in fewer kernels (193 vs 279 us
+            # a step for a 64-wide actor-critic MLP). fused (60 us) rounds differently, and the tiny VLA runs of
+            # tests/envs_embodied/vla are sensitive to that (OpenVLA-OFT GRPO eval 0.87 -> 0.66, measured).
+            foreach=True,
         )
         self.clip_grad = float(_get(optim, "clip_grad", 1.0))
         self.scheduler = self._build_scheduler(sched, lr, total_steps)
@@ -456,7 +461,7 @@ class FSDPBackend:
                 sums[k] = sums.get(k, 0.0) + _to_float(v)
         lr = float(self.optimizer.param_groups[0]["lr"])
         max_norm = self.clip_grad if self.clip_grad > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], max_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, max_norm, foreach=True)
         grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
         skipped = not torch.isfinite(torch.tensor(grad_norm))
         if not skipped:
