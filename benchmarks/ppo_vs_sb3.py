@@ -72,6 +72,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -92,6 +93,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "minibatches": 4, "epochs": 5, "lr": 1e-3, "hidden": 128, "log_std_init": -0.5},
 }
 EVAL_SEED = 100_000
+
+
+def cpu_time() -> float:
+    """CPU seconds of this process and of its children that have been waited for (env worker processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 # ---------------------------------------------------------------------------------------------- rlinf
@@ -120,6 +127,8 @@ def rlinf_overrides(args: argparse.Namespace, seed: int, updates: int, run_root:
         f"actor.optim.lr={args.lr}", "actor.optim.adam_eps=1e-5", "actor.optim.weight_decay=0.0",
         "actor.optim.clip_grad=0.5", "actor.lr_sched.lr_decay_style=constant", "actor.lr_sched.lr_warmup_fraction=0.0",
         "rollout.pipeline_stage_num=1", "cluster.executor=inline",
+        f"{train}.init_params.vectorization={args.vectorization}",
+        *([f"{train}.init_params.num_workers={args.workers}"] if args.vectorization == "async" and args.workers else []),
     ]
 
 
@@ -127,15 +136,15 @@ def run_rlinf(args: argparse.Namespace, seed: int, updates: int, run_root: Path)
     from rlinf_core.config import load_config, validate_config
     from rlinf_core.plugins import get_plugins
 
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), cpu_time()
     plugins = get_plugins()
     cfg = load_config(args.base_config, rlinf_overrides(args, seed, updates, run_root), plugins=plugins)
     validate_config(cfg, plugins)
     flow_cls = plugins.registries.load("flow", cfg.runner.task_type)  # what `rlinf run` builds
     run_dir = Path(cfg.runner.logger.log_path) / cfg.runner.logger.experiment_name
     flow = flow_cls(cfg, plugins=plugins, run_dir=run_dir)
-    flow.train()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    flow.train()  # its workers, the env's worker processes with them, have stopped when it returns
+    wall, cpu = time.perf_counter() - start, cpu_time() - cpu
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "time/rollout_s" in r]
     if len(rows) != updates:
@@ -170,16 +179,18 @@ def sb3_env_fn(args: argparse.Namespace, seed: int, index: int) -> Any:
     return partial(gym.make, args.env_id, max_episode_steps=args.max_episode_steps, disable_env_checker=True)
 
 
-def sb3_vec_env(args: argparse.Namespace, seed: int, n: int, scale: float) -> Any:
+def sb3_vec_env(args: argparse.Namespace, seed: int, n: int, scale: float, vectorization: str = "sync") -> Any:
     import gymnasium as gym
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     def build(i: int) -> gym.Env:
         env = Monitor(sb3_env_fn(args, seed, i)())  # episode returns before the reward scale
         return gym.wrappers.TransformReward(env, lambda r: r * scale) if scale != 1.0 else env
 
-    venv = DummyVecEnv([partial(build, i) for i in range(n)])
+    fns = [partial(build, i) for i in range(n)]
+    # async: SB3's SubprocVecEnv, one process per sub-env (forked, so that their CPU time is this process's children's)
+    venv = SubprocVecEnv(fns, start_method="fork") if vectorization == "async" else DummyVecEnv(fns)
     venv.seed(seed)  # sub-env i: seed + i at its first reset
     return venv
 
@@ -219,8 +230,8 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
         def _on_training_end(self) -> None:
             self.update_s += time.perf_counter() - self._t
 
-    start, cpu = time.perf_counter(), time.process_time()
-    venv = sb3_vec_env(args, seed, args.n_envs, args.reward_scale)
+    start, cpu = time.perf_counter(), cpu_time()
+    venv = sb3_vec_env(args, seed, args.n_envs, args.reward_scale, args.vectorization)
     rows = args.n_envs * args.n_steps
     model = PPO(
         "MlpPolicy", venv, learning_rate=args.lr, n_steps=args.n_steps, batch_size=rows // args.minibatches,
@@ -232,8 +243,9 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
                        "optimizer_kwargs": {"eps": 1e-5}})
     recorder = Recorder()
     model.learn(total_timesteps=rows * updates, callback=recorder)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    venv.close()
+    wall = time.perf_counter() - start
+    venv.close()  # joins SubprocVecEnv's processes: their CPU time is counted from here
+    cpu = cpu_time() - cpu
     if model.num_timesteps != rows * updates:
         raise RuntimeError(f"SB3: ran {model.num_timesteps} env steps, expected {rows * updates}")
     out = {"wall_s": wall, "cpu_s": cpu, "env_steps": model.num_timesteps, "rollouts": recorder.rollouts,
@@ -336,6 +348,11 @@ def main() -> int:
     parser.add_argument("--last-episodes", type=int, default=50)
     parser.add_argument("--eval-episodes", type=int, default=16, help="0: no final evaluation")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (both sides)")
+    parser.add_argument("--vectorization", choices=("sync", "async"), default="sync",
+                        help="sub-envs stepped in this process, or in worker processes: rlinf's init_params.vectorization "
+                             "(--workers processes, each a slice of the sub-envs), SB3's SubprocVecEnv (one per sub-env)")
+    parser.add_argument("--workers", type=int, help="rlinf's env worker processes with --vectorization async "
+                                                    "(default: one per CPU core)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -399,7 +416,9 @@ def main() -> int:
                                           if both else None)
 
     print(f"\n{args.env_id}, {rows * updates} env steps ({updates} rollouts of {args.n_envs} x {args.n_steps}), "
-          f"seeds {seeds}, {args.threads} torch thread(s); means over seeds")
+          f"seeds {seeds}, {args.threads} torch thread(s), {args.vectorization} env stepping"
+          f"{f' (rlinf: {args.workers or len(os.sched_getaffinity(0))} workers)' if args.vectorization == 'async' else ''}; "
+          "means over seeds")
     head = (f"{'':7}{'wall s':>8}{'steps/s':>9}{'per CPU s':>10}{'rollout/s':>10}{'rollout s':>10}{'update s':>9}"
             f"{'other s':>8}{'last ' + str(args.last_episodes) + ' ep':>11}{'eval':>8}   steps to return {args.threshold}")
     print(head)

@@ -226,6 +226,29 @@ def test_embodied_grpo_groups_share_initial_states(tmp_path):
     assert "actor/value_loss" not in metrics and np.isfinite(metrics["actor/loss"])
 
 
+# --------------------------------------------------------------------------- env worker processes
+
+
+def test_env_worker_processes_and_inline_pipelining_train_exactly_as_in_process(tmp_path):
+    """``vectorization: async`` with one worker process per micro-batch and two pipeline stages: each
+    micro-batch's sub-envs step in their process while the policy acts on the other micro-batch (the
+    inline executor's split steps); the metrics equal those of the same run stepping in this process."""
+    keys = ("env/episode_return", "env/episodes", "actor/loss", "actor/entropy", "actor/grad_norm")
+    runs = []
+    for name, params in (("sync", {"vectorization": "sync"}), ("async", {"vectorization": "async", "num_workers": 1})):
+        cfg = _config(tmp_path / name, **{"runner.max_epochs": 2, "runner.save_interval": -1, "env.train.total_num_envs": 6,
+                                          "env.train.max_steps_per_rollout_epoch": 30, "env.train.init_params": params,
+                                          "rollout.pipeline_stage_num": 2, "actor.global_batch_size": 90,
+                                          "actor.micro_batch_size": 90})
+        flow, run_dir = _make_flow(cfg)
+        flow.train()
+        runs.append(_rows(run_dir))
+    for a, b in zip(*runs, strict=True):
+        for key in keys:
+            assert a[key] == b[key], key
+    assert all(r["env/episodes"] > 0 for r in runs[0])  # CartPole episodes ended (and auto-reset) in every rollout
+
+
 # --------------------------------------------------------------------------- resume
 
 

@@ -232,6 +232,10 @@ class VectorEnv(Protocol):
     **Rewards, terminated, truncated** are ``(N, K)`` for a chunk, else ``(N,)``: termination (a
     true end: no bootstrap) and truncation (a time limit: bootstrap) are kept apart.
     **info** has ``"success"`` bool ``(N,)`` and, on auto-reset, ``"final_observation"``.
+
+    Optional: ``step_async(actions)`` then ``step_wait()``, together what ``step`` does, for an env
+    that steps in processes of its own: with ``rollout.pipeline_stage_num > 1`` under the inline
+    executor, the flow runs the policy on the next micro-batch while these sub-envs step.
     """
 
     num_envs: int

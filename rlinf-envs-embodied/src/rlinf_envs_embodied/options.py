@@ -52,6 +52,14 @@ class _Options:
         if vectorization not in VECTORIZATIONS:
             raise ConfigError(f"{prefix}.vectorization: {vectorization!r} is not a vectorization mode."
                               f"{suggestion_text(str(vectorization), VECTORIZATIONS)} Valid: {', '.join(VECTORIZATIONS)}")
+        workers = getattr(self, "num_workers", None)
+        if workers is not None:
+            if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+                raise ConfigError(f"{prefix}.num_workers: must be a positive integer (processes) or null (one per CPU "
+                                  f"core), got {workers!r}")
+            if vectorization != "async":
+                raise ConfigError(f"{prefix}.num_workers: worker processes need {prefix}.vectorization: async "
+                                  f"(it is {vectorization!r}); set it, or remove num_workers")
         for name in ("camera_heights", "camera_widths"):
             value = getattr(self, name, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -66,8 +74,11 @@ class GymnasiumOptions(_Options):
     """``init_params`` of the ``gymnasium`` env."""
 
     simulator = "gymnasium"
-    #: ``sync`` (sub-envs stepped in this process) or ``async`` (one process per sub-env).
+    #: ``sync`` (sub-envs stepped in this process) or ``async`` (worker processes, ``num_workers``).
     vectorization: str = "sync"
+    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
+    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    num_workers: int | None = None
     #: Add each sub-env's ``render()`` frame (``render_mode="rgb_array"``) as ``images["render"]``.
     images: bool = False
     #: Clip continuous actions to the action space's bounds before stepping.
@@ -82,6 +93,9 @@ class MetaWorldOptions(_Options):
 
     simulator = "metaworld"
     vectorization: str = "sync"
+    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
+    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    num_workers: int | None = None
     #: Render ``camera_name`` into ``images[camera_name]`` (needs a MuJoCo renderer: ``MUJOCO_GL``).
     images: bool = False
     camera_name: str = "corner"
@@ -99,8 +113,11 @@ class ManiSkillOptions(_Options):
     """``init_params`` of the ``maniskill`` env."""
 
     simulator = "maniskill"
-    #: ``sync`` or ``async`` (one process per CPU sub-env; the GPU backend is one process).
+    #: ``sync`` or ``async`` (CPU sub-envs in ``num_workers`` processes; the GPU backend is one process).
     vectorization: str = "sync"
+    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
+    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    num_workers: int | None = None
     #: ManiSkill ``obs_mode``: ``state`` (flat vector) or ``rgb`` (camera images plus proprioception).
     obs_mode: str = "state"
     #: ``auto`` (GPU when CUDA is available, else CPU), ``cpu`` / ``physx_cpu``, ``gpu`` / ``cuda`` / ``physx_cuda``.
@@ -134,8 +151,11 @@ class LiberoOptions(_Options):
     """``init_params`` of the ``libero`` env."""
 
     simulator = "libero"
-    #: ``sync`` or ``async`` (one process per sub-env: LIBERO steps and renders on the CPU).
+    #: ``sync`` or ``async`` (``num_workers`` processes: LIBERO steps and renders on the CPU).
     vectorization: str = "sync"
+    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
+    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    num_workers: int | None = None
     #: Camera observations ``images["agentview"]`` / ``images["wrist"]`` (needs a MuJoCo renderer: ``MUJOCO_GL``).
     images: bool = True
     #: Image size in pixels (OpenVLA-OFT uses 256 -> 224 crops; rlinf's LIBERO recipes 128 or 224).
@@ -172,6 +192,9 @@ class FrankaSimOptions(_Options):
 
     simulator = "frankasim"
     vectorization: str = "sync"
+    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
+    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    num_workers: int | None = None
     #: Camera images (needs a MuJoCo renderer: ``MUJOCO_GL``); default: on for ``PandaPickCubeVision-v0`` only.
     images: bool | None = None
     #: Which cameras: ``front`` (facing the robot) and / or ``wrist`` (on the hand).

@@ -200,7 +200,7 @@ class EmbodiedEnvWorker(Worker):
             "prev_reward": torch.zeros(n), "zeros": torch.zeros(n), "zeros_np": np.zeros(n, dtype=np.float32),
             "ep_return": np.zeros(n), "ep_len": np.zeros(n, dtype=np.int64), "ep_success": np.zeros(n, dtype=bool),
             "done_once": np.zeros(n, dtype=bool), "first_return": np.zeros(n), "first_success": np.zeros(n, dtype=bool),
-            "valid": [], "episodes": [], "frames": [],
+            "valid": [], "episodes": [], "frames": [], "stepping": None,
         }
         if self.video:
             self._state[mb]["frames"].append(self._frame(obs))
@@ -226,7 +226,15 @@ class EmbodiedEnvWorker(Worker):
 
     def step(self, mb: int, out: Mapping[str, Any]) -> dict[str, Any]:
         """Record the policy's output for the current observation, step the envs, track episodes."""
+        self.step_send(mb, out)
+        return self.step_receive(mb)
+
+    def step_send(self, mb: int, out: Mapping[str, Any]) -> None:
+        """The first half of :meth:`step`: record the policy's output and start the step (an env with
+        ``step_async`` steps meanwhile: the inline pipeline runs the policy on another micro-batch)."""
         st, env, n = self._state[mb], self.envs[mb], self.per_mb
+        if st["stepping"] is not None:
+            raise RuntimeError(f"env micro-batch {mb}: step_send before the previous step's step_receive")
         self._record_policy(st, out)
         values = out.get("values")
         st["values"].append(st["zeros"] if values is None else to_tensor(values, torch.float32).reshape(n))
@@ -234,7 +242,19 @@ class EmbodiedEnvWorker(Worker):
         st["rows"].append({"obs": st["obs"], "actions": to_tensor(out["actions"]), "log_probs": to_tensor(out["log_probs"]),
                            "extras": {k: to_tensor(v) for k, v in extras.items()} if extras else {}})
         st["valid"].append(~st["done_once"])
-        obs, rew, term, trunc, info = env.step(out["actions"])
+        if callable(getattr(env, "step_async", None)):
+            env.step_async(out["actions"])
+            st["stepping"] = True
+        else:
+            st["stepping"] = env.step(out["actions"])
+
+    def step_receive(self, mb: int) -> dict[str, Any]:
+        """The second half of :meth:`step`: the step's results, episodes tracked; the next observation."""
+        st, env, n = self._state[mb], self.envs[mb], self.per_mb
+        stepping, st["stepping"] = st["stepping"], None
+        if stepping is None:
+            raise RuntimeError(f"env micro-batch {mb}: step_receive without a step_send")
+        obs, rew, term, trunc, info = env.step_wait() if stepping is True else stepping
         if np.ndim(rew) == 1:
             bootstrap = self._single_step(st, n, rew, term, trunc, info)
         else:

@@ -9,11 +9,16 @@ The envs are split into ``stage_num`` micro-batches. Micro-batch ``j`` lives on 
 ``j % E`` and is served by rollout rank ``j % R``. Each step issues, for every micro-batch,
 ``act`` then ``step`` without waiting in between: the calls form a dependency graph whose handles
 move rank to rank. Under Ray, the env stepping of micro-batch ``j`` overlaps the policy inference
-of micro-batch ``j + 1``; under the inline executor the same code runs them one after the other.
+of micro-batch ``j + 1``. Under the inline executor every call runs to its end, so the loop overlaps
+them only where the env worker can start a step and collect it later (``step_send`` /
+``step_receive``: an env that steps in worker processes of its own): micro-batch ``j``'s sub-envs
+step in their processes while the driver runs the policy on micro-batch ``j + 1``.
 
 Worker protocol:
     env ranks:     ``reset(mb, num_micro_batches) -> obs``, ``step(mb, actions) -> obs``, and with
-                   ``finish=NAME``: ``NAME(mb, actions) -> anything`` (after the last step)
+                   ``finish=NAME``: ``NAME(mb, actions) -> anything`` (after the last step);
+                   optionally ``step_send(mb, actions)`` + ``step_receive(mb) -> obs``, together
+                   what ``step`` does (used inline, with ``stage_num > 1``)
     rollout ranks: ``act(obs) -> actions``
 """
 
@@ -40,11 +45,26 @@ def run_env_rollout_loop(env: WorkerGroup, rollout: WorkerGroup, *, steps: int, 
         raise ValueError(f"rollout.pipeline_stage_num must be >= 1, got {stage_num}")
     env_rank = [j % env.world_size for j in range(stage_num)]
     rollout_rank = [j % rollout.world_size for j in range(stage_num)]
+    split = (stage_num > 1 and not env.concurrent and not rollout.concurrent
+             and callable(getattr(env.worker_cls, "step_send", None)))
     last = [env.call("reset", j, stage_num, ranks=[env_rank[j]]) for j in range(stage_num)]
+    sent = [False] * stage_num
+
+    def observation(j: int) -> GroupFuture:
+        if sent[j]:  # inline: collect the step started one micro-batch ago (a failed start raises here)
+            last[j].result()
+            last[j], sent[j] = env.call("step_receive", j, ranks=[env_rank[j]]), False
+        return last[j]
+
     for _ in range(steps):
         for j in range(stage_num):
-            act = rollout.call("act", last[j].handles[0], ranks=[rollout_rank[j]])
-            last[j] = env.call("step", j, act.handles[0], ranks=[env_rank[j]])
+            act = rollout.call("act", observation(j).handles[0], ranks=[rollout_rank[j]])
+            if split:
+                last[j], sent[j] = env.call("step_send", j, act.handles[0], ranks=[env_rank[j]]), True
+            else:
+                last[j] = env.call("step", j, act.handles[0], ranks=[env_rank[j]])
+    for j in range(stage_num):
+        observation(j)
     if finish is not None:
         for j in range(stage_num):
             act = rollout.call("act", last[j].handles[0], ranks=[rollout_rank[j]])

@@ -408,7 +408,7 @@ class FrankaSimEnv(GymVectorEnv):
         self.env_id = env_id
         self.device = device
         try:
-            super().__init__([fn] * num_envs, seed=seed, vectorization=opts.vectorization,
+            super().__init__([fn] * num_envs, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                              auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=bool(opts.clip_actions),
                              name=f"frankasim env {env_id!r} ({key})", instructions=[INSTRUCTION] * num_envs)
         except Exception as exc:

@@ -20,6 +20,7 @@ What ``step`` returns, beyond the interface's shapes:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space, iterate
 from rlinf_core.errors import ConfigError
+
+from rlinf_envs_embodied.envs.sliced_vector import SlicedAsyncVectorEnv
 
 
 def _is_image(space: spaces.Space) -> bool:
@@ -178,7 +181,10 @@ class GymVectorEnv:
     Args:
         env_fns: one factory per sub-env, returning a ``gymnasium.Env``.
         seed: sub-env ``i`` is seeded ``seed + i`` at the first :meth:`reset` (when it is given no seed).
-        vectorization: ``sync`` or ``async`` (one process per sub-env).
+        vectorization: ``sync`` or ``async`` (sub-envs stepped in worker processes).
+        num_workers: ``async`` only: how many processes, each stepping a contiguous slice of the
+            sub-envs (:class:`~rlinf_envs_embodied.envs.sliced_vector.SlicedAsyncVectorEnv`); default
+            one per CPU core this process may use; one per sub-env (or more) is gymnasium's ``AsyncVectorEnv``.
         auto_reset: reset a sub-env in the step that ends its episode (gymnasium's ``SAME_STEP``
             mode); when false, call :meth:`reset` (optionally with ``options={"reset_mask": mask}``).
         clip_actions: clip continuous actions to the action space's bounds.
@@ -190,12 +196,16 @@ class GymVectorEnv:
     """
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], *, seed: int, vectorization: str = "sync",
-                 auto_reset: bool = True, clip_actions: bool = True, name: str = "env",
+                 num_workers: int | None = None, auto_reset: bool = True, clip_actions: bool = True, name: str = "env",
                  renames: Mapping[str, str] | None = None, instructions: Sequence[str] | None = None,
                  context: str | None = None):
         mode = gym.vector.AutoresetMode.SAME_STEP if auto_reset else gym.vector.AutoresetMode.DISABLED
         if vectorization == "async":
-            self._venv = gym.vector.AsyncVectorEnv(list(env_fns), autoreset_mode=mode, context=context)
+            workers = min(len(env_fns), num_workers or len(os.sched_getaffinity(0)))
+            if workers >= len(env_fns):
+                self._venv = gym.vector.AsyncVectorEnv(list(env_fns), autoreset_mode=mode, context=context)
+            else:
+                self._venv = SlicedAsyncVectorEnv(env_fns, workers, autoreset_mode=mode, context=context)
         else:
             self._venv = gym.vector.SyncVectorEnv(list(env_fns), autoreset_mode=mode)
         self.num_envs: int = self._venv.num_envs
@@ -211,6 +221,7 @@ class GymVectorEnv:
         #: The shape of single-step actions ``(N, *action_shape)``: the direct path of :meth:`step`.
         self._single_shape = (self.num_envs, *(self.action_space.shape or ()))
         self._no_success = np.zeros(self.num_envs, dtype=bool)
+        self._pending: Any = None  # step_async: "stepping" (in the sub-env processes) or step's result
 
     # ------------------------------------------------------------------ interface
 
@@ -252,9 +263,31 @@ class GymVectorEnv:
         self._final(out_obs, out_info, final_rows)
         return out_obs, rewards, terminated, truncated, out_info
 
+    def step_async(self, actions: Any) -> None:
+        """Start :meth:`step`; with ``async`` vectorization and single-step actions the sub-envs step in
+        their processes until :meth:`step_wait` (chunks, and ``sync``, step here and now)."""
+        if self._pending is not None:
+            raise RuntimeError(f"{self._name}: step_async before the previous step's step_wait")
+        acts = to_numpy(actions)
+        if acts.shape == self._single_shape and hasattr(self._venv, "step_wait"):
+            self._venv.step_async(self._cast(acts))
+            self._pending = "stepping"
+        else:
+            self._pending = self.step(acts)
+
+    def step_wait(self) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
+        """What :meth:`step` returns, for the actions given to :meth:`step_async`."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError(f"{self._name}: step_wait without a step_async")
+        return self._single_result(*self._venv.step_wait()) if pending == "stepping" else pending
+
     def _single_step(self, acts: np.ndarray) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
         """One step of every sub-env with actions ``(N, *action_shape)``, already clipped and cast."""
-        obs, rew, term, trunc, info = self._venv.step(acts)
+        return self._single_result(*self._venv.step(acts))
+
+    def _single_result(self, obs: Any, rew: Any, term: Any, trunc: Any,
+                       info: Mapping[str, Any]) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
         term, trunc = np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool)
         out_obs = self._obs(obs)
         success = self._success(info, term, trunc) if ("success" in info or "final_info" in info) else self._no_success.copy()

@@ -83,6 +83,6 @@ class GymnasiumEnv(GymVectorEnv):
             fns = [lambda: first] + [factory] * (num_envs - 1)
         self.env_id = env_id
         self.device = device
-        super().__init__(fns, seed=seed, vectorization=opts.vectorization,
+        super().__init__(fns, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                          auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=bool(opts.clip_actions),
                          name=f"gymnasium env {env_id!r} ({key})")

@@ -278,7 +278,7 @@ class LiberoEnv(GymVectorEnv):
         self.task_ids = used
         self.max_episode_steps = horizon
         self.device = device
-        super().__init__(fns, seed=seed, vectorization=opts.vectorization,
+        super().__init__(fns, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                          auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=bool(opts.clip_actions),
                          name=f"libero env {suite!r} ({key})", instructions=[tasks[t].language for t in used],
                          context="spawn")  # forked workers of a process that loaded robosuite hang

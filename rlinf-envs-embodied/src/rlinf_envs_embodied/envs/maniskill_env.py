@@ -210,7 +210,7 @@ class ManiSkillCPUEnv(GymVectorEnv):
                           kwargs=make_kwargs(opts), key=key)
         self.env_id = env_id
         self.device = device
-        super().__init__([factory] * num_envs, seed=seed, vectorization=opts.vectorization,
+        super().__init__([factory] * num_envs, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                          auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=True,
                          name=f"maniskill env {env_id!r} ({key})")
 

@@ -125,7 +125,7 @@ class MetaWorldEnv(GymVectorEnv):
         self.task_names = used
         self.device = device
         try:
-            super().__init__(fns, seed=seed, vectorization=opts.vectorization,
+            super().__init__(fns, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                              auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=bool(opts.clip_actions),
                              name=f"metaworld env {used[0]!r} ({key})",
                              instructions=[re.sub(r"-v\d+$", "", n).replace("-", " ") for n in used])

@@ -29,9 +29,15 @@ class GroupFuture(abc.ABC):
 class WorkerGroup(abc.ABC):
     """A group of ranks of one worker class."""
 
-    def __init__(self, name: str, placement: GroupPlacement):
+    #: Whether calls run apart from the caller (other processes), so that calls on different groups
+    #: overlap; False where each call runs to its end before :meth:`call` returns (inline).
+    concurrent: bool = True
+
+    def __init__(self, name: str, placement: GroupPlacement, worker_cls: type | None = None):
         self.name = name
         self.placement = placement
+        #: The class the ranks are instances of (what methods they have).
+        self.worker_cls = worker_cls
 
     @property
     @abc.abstractmethod

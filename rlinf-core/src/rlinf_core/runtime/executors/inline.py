@@ -43,8 +43,10 @@ class InlineFuture(GroupFuture):
 
 
 class InlineGroup(WorkerGroup):
+    concurrent = False
+
     def __init__(self, name: str, placement: GroupPlacement, worker: Any, watchdog: Watchdog):
-        super().__init__(name, placement)
+        super().__init__(name, placement, type(worker))
         self.worker, self._watchdog = worker, watchdog
 
     @property

@@ -189,7 +189,7 @@ class RayFuture(GroupFuture):
 class RayGroup(WorkerGroup):
     def __init__(self, name: str, placement: GroupPlacement, actors: list[Any], executor: RayExecutor,
                  cls: type, args: tuple, kwargs: dict[str, Any], has_process_group: bool = False):
-        super().__init__(name, placement)
+        super().__init__(name, placement, cls)
         self.actors = actors
         self._executor, self._cls, self._args, self._kwargs = executor, cls, args, kwargs
         self.has_process_group = has_process_group
