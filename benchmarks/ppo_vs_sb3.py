@@ -65,6 +65,17 @@ bits: learning identical to the run above, env steps to 475 again 108k / 112k / 
 update 5.5 vs 5.4 s. AdamW's fused kernel would save about 130 us more per optimizer step but rounds
 differently (see fsdp_backend). What is left to the 1.5x goal is not in one place: both sides run the same
 torch ops on the same small MLPs, and per optimizer step they now take about the same time.
+
+Meta-World, measured 2026-12-03 (quiet machine, load average under 1): ``--simulator metaworld --total-steps
+50000 --seeds 1`` (both stepping in one process), before the env worker left the rollout's last auto-reset
+undone: rlinf 0.89x wall and per CPU second (Meta-World's reset costs 8 ms a sub-env, 25 steps' worth, and
+rlinf reset every sub-env twice per 150-step rollout); after: 0.96x (rlinf 2099 env steps/s, SB3 2188).
+With ``--vectorization async --sb3-vectorization sync --total-steps 100000 --seeds 3`` (rlinf: two slices of 8
+sub-envs, one stepped in a worker process and one in the env worker's own; SB3: DummyVecEnv, its fastest here:
+its SubprocVecEnv, one process per sub-env, measured 1934 env steps/s against DummyVecEnv's 2043): rlinf 3217
+env steps/s, SB3 2304: 1.40x wall, 1.48x in the rollout alone, 0.86x per CPU second (the second core pays for
+itself in wall time, not in CPU time); the same learning (last 50 episodes 1208 vs 1139, deterministic eval
+1213 vs 1198). The update, 3.6 vs 3.3 s, is what keeps the wall ratio under the rollout's.
 """
 
 from __future__ import annotations
@@ -231,7 +242,7 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
             self.update_s += time.perf_counter() - self._t
 
     start, cpu = time.perf_counter(), cpu_time()
-    venv = sb3_vec_env(args, seed, args.n_envs, args.reward_scale, args.vectorization)
+    venv = sb3_vec_env(args, seed, args.n_envs, args.reward_scale, args.sb3_vectorization or args.vectorization)
     rows = args.n_envs * args.n_steps
     model = PPO(
         "MlpPolicy", venv, learning_rate=args.lr, n_steps=args.n_steps, batch_size=rows // args.minibatches,
@@ -351,6 +362,9 @@ def main() -> int:
     parser.add_argument("--vectorization", choices=("sync", "async"), default="sync",
                         help="sub-envs stepped in this process, or in worker processes: rlinf's init_params.vectorization "
                              "(--workers processes, each a slice of the sub-envs), SB3's SubprocVecEnv (one per sub-env)")
+    parser.add_argument("--sb3-vectorization", choices=("sync", "async"),
+                        help="SB3's own (default: --vectorization): its SubprocVecEnv is slower than DummyVecEnv "
+                             "for Meta-World on 2 cores")
     parser.add_argument("--workers", type=int, help="rlinf's env worker processes with --vectorization async "
                                                     "(default: one per CPU core)")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -416,8 +430,9 @@ def main() -> int:
                                           if both else None)
 
     print(f"\n{args.env_id}, {rows * updates} env steps ({updates} rollouts of {args.n_envs} x {args.n_steps}), "
-          f"seeds {seeds}, {args.threads} torch thread(s), {args.vectorization} env stepping"
-          f"{f' (rlinf: {args.workers or len(os.sched_getaffinity(0))} workers)' if args.vectorization == 'async' else ''}; "
+          f"seeds {seeds}, {args.threads} torch thread(s); env stepping: rlinf {args.vectorization}"
+          f"{f' ({args.workers or len(os.sched_getaffinity(0))} slices)' if args.vectorization == 'async' else ''}, "
+          f"SB3 {'SubprocVecEnv' if (args.sb3_vectorization or args.vectorization) == 'async' else 'DummyVecEnv'}; "
           "means over seeds")
     head = (f"{'':7}{'wall s':>8}{'steps/s':>9}{'per CPU s':>10}{'rollout/s':>10}{'rollout s':>10}{'update s':>9}"
             f"{'other s':>8}{'last ' + str(args.last_episodes) + ' ep':>11}{'eval':>8}   steps to return {args.threshold}")

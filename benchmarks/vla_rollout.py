@@ -109,11 +109,17 @@ def pipeline(name: str, envs: int, steps: int, sim: str = "instruction") -> None
     container = OmegaConf.to_container(load_config(overrides), resolve=True)
     auto_choice = {}
 
-    def measure(executor: str, spec: dict, devices: int, stage_num: int, auto: bool = False) -> float:
+    def measure(executor: str, spec: dict, devices: int, stage_num: int, auto: bool = False,
+                vectorization: str = "sync") -> float:
         cluster = SimpleNamespace(executor=executor, component_placement=spec, placement="auto" if auto else None,
                                   num_nodes=1, num_devices_per_node=devices, ray_address=None)
-        workers = {"env": WorkerSpec(EmbodiedEnvWorker, (container, "train", "continue")),
-                   "rollout": WorkerSpec(PolicyRolloutWorker, (container,))}
+        config = container
+        if vectorization != "sync":  # the sub-envs in slices stepped in parallel (one per core)
+            train = config["env"]["train"]
+            config = {**config, "env": {**config["env"], "train": {
+                **train, "init_params": {**train.get("init_params", {}), "vectorization": vectorization}}}}
+        workers = {"env": WorkerSpec(EmbodiedEnvWorker, (config, "train", "continue")),
+                   "rollout": WorkerSpec(PolicyRolloutWorker, (config,))}
         planner = AutoPlacement(partial(profile_stages, container), num_envs=envs, stage_nums=(1, 2, 4),
                                 env_group="env", policy_group="rollout") if auto else None
         with Runtime(cluster, get_plugins(), workers, auto=planner) as rt:
@@ -129,8 +135,8 @@ def pipeline(name: str, envs: int, steps: int, sim: str = "instruction") -> None
             run_env_rollout_loop(rt["env"], rt["rollout"], steps=steps, stage_num=stage_num)
             rate = steps * envs / (time.perf_counter() - start)
             report = rt.report_throughput(rate) if auto else ""
-        print(f"  measured {executor} {spec or ('auto' if auto else '')} stages={stage_num}: {rate:.0f} env calls/s",
-              flush=True)
+        print(f"  measured {executor} {spec or ('auto' if auto else '')} stages={stage_num} {vectorization} env: "
+              f"{rate:.0f} env calls/s", flush=True)
         if report:
             print("  " + report, flush=True)
         return rate
@@ -138,6 +144,7 @@ def pipeline(name: str, envs: int, steps: int, sim: str = "instruction") -> None
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         runs = [("inline", 1, measure("inline", {}, 1, 1))]
+        inline_async = [("inline, async env", k, measure("inline", {}, 1, k, vectorization="async")) for k in (1, 2)]
         for k in (1, 2, 4):
             runs.append(("ray disaggregated", k, measure("ray", {"env": 0, "rollout": 1}, 2, k)))
         for k in (1, 2, 4):
@@ -152,7 +159,9 @@ def pipeline(name: str, envs: int, steps: int, sim: str = "instruction") -> None
         print(f"{label:<20} {k:>6} {rate:>12.0f} {rate / seq:>13.2f}x")
     label = f"ray auto ({auto_choice.get('mode')})"
     print(f"{label:<20} {auto_choice.get('stage_num', 0):>6} {auto_rate:>12.0f} {auto_rate / seq:>13.2f}x")
-    best = max(runs[1:], key=lambda r: r[2])
+    for label, k, rate in inline_async:
+        print(f"{label:<20} {k:>6} {rate:>12.0f} {rate / seq:>13.2f}x")
+    best = max(runs[1:] + inline_async, key=lambda r: r[2])
     print(f"fastest fixed: {best[0]} stages={best[1]}; auto reaches {auto_rate / best[2]:.2f}x its throughput")
 
 

@@ -15,8 +15,8 @@ def make(env_id: str, num_envs: int, seed: int = 0, **init_params):
     return GymnasiumEnv({"env_id": env_id, "init_params": init_params}, num_envs=num_envs, seed=seed)
 
 
-def trajectory(env, actions):
-    out = [env.reset()]
+def trajectory(env, actions, **reset):
+    out = [env.reset(**reset)]
     out += [env.step(a) for a in actions]
     env.close()
     return out
@@ -27,7 +27,7 @@ def assert_same(a, b):
         assert sorted(a) == sorted(b)
         for key in a:
             assert_same(a[key], b[key])
-    elif isinstance(a, (tuple, list)):
+    elif isinstance(a, (tuple, list)) or isinstance(a, np.ndarray) and a.dtype == object:
         assert len(a) == len(b)
         for x, y in zip(a, b, strict=True):
             assert_same(x, y)
@@ -36,12 +36,13 @@ def assert_same(a, b):
 
 
 def test_cartpole_slices_match_sync_step_for_step_through_episode_ends():
-    """5 sub-envs over 2 workers (slices of 3 and 2): observations, rewards, terminated / truncated,
+    """5 sub-envs in 2 slices (3 in a worker process, 2 in this one): observations, rewards, terminated / truncated,
     success and the final observations of ended episodes equal the in-process run's, over 60 steps in
     which episodes end in both slices (random CartPole actions end one every ~20 steps)."""
     actions = np.random.default_rng(0).integers(0, 2, size=(60, 5))
     sliced_env = make("CartPole-v1", 5, seed=7, vectorization="async", num_workers=2)
     assert isinstance(sliced_env._venv, SlicedAsyncVectorEnv) and sliced_env._venv._sizes == [3, 2]
+    assert len(sliced_env._venv._procs) == 1  # the second slice steps in this process
     sliced = trajectory(sliced_env, actions)
     plain = trajectory(make("CartPole-v1", 5, seed=7), actions)
     ended = np.zeros(5, dtype=bool)
@@ -80,6 +81,17 @@ def test_reset_mask_resets_only_the_masked_sub_envs(counting_id):
     assert venv.get_attr("terminate_at") == (None,) * 4
     assert venv.call("render")[3].shape == (8, 6, 3)
     venv.close()
+
+
+def test_every_slice_in_a_worker_process_or_one_here_gives_the_same_steps():
+    actions = np.random.default_rng(2).integers(0, 2, size=(40, 4))
+    fns = [lambda: gym.make("CartPole-v1")] * 4
+    runs = []
+    for in_process in (False, True):
+        venv = SlicedAsyncVectorEnv(fns, 2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, in_process=in_process)
+        assert len(venv._procs) == (1 if in_process else 2)
+        runs.append(trajectory(venv, actions, seed=3))
+    assert_same(runs[0], runs[1])
 
 
 def test_a_failing_sub_env_names_its_slice(counting_id):

@@ -230,12 +230,12 @@ def test_embodied_grpo_groups_share_initial_states(tmp_path):
 
 
 def test_env_worker_processes_and_inline_pipelining_train_exactly_as_in_process(tmp_path):
-    """``vectorization: async`` with one worker process per micro-batch and two pipeline stages: each
-    micro-batch's sub-envs step in their process while the policy acts on the other micro-batch (the
-    inline executor's split steps); the metrics equal those of the same run stepping in this process."""
+    """``vectorization: async`` with two slices per micro-batch (one stepped in a worker process, one in
+    this process) and two pipeline stages (the inline executor's split steps): the metrics equal those of
+    the same run stepping every sub-env in this process."""
     keys = ("env/episode_return", "env/episodes", "actor/loss", "actor/entropy", "actor/grad_norm")
     runs = []
-    for name, params in (("sync", {"vectorization": "sync"}), ("async", {"vectorization": "async", "num_workers": 1})):
+    for name, params in (("sync", {"vectorization": "sync"}), ("async", {"vectorization": "async", "num_workers": 2})):
         cfg = _config(tmp_path / name, **{"runner.max_epochs": 2, "runner.save_interval": -1, "env.train.total_num_envs": 6,
                                           "env.train.max_steps_per_rollout_epoch": 30, "env.train.init_params": params,
                                           "rollout.pipeline_stage_num": 2, "actor.global_batch_size": 90,
@@ -247,6 +247,46 @@ def test_env_worker_processes_and_inline_pipelining_train_exactly_as_in_process(
         for key in keys:
             assert a[key] == b[key], key
     assert all(r["env/episodes"] > 0 for r in runs[0])  # CartPole episodes ended (and auto-reset) in every rollout
+
+
+class ResetCounter(Counter):
+    """A :class:`Counter` (no termination) that counts the resets of every instance."""
+
+    resets = 0
+
+    def reset(self, *, seed=None, options=None):
+        ResetCounter.resets += 1
+        return super().reset(seed=seed, options=options)
+
+
+gym.register("H1ResetCounter-v0", entry_point=ResetCounter)
+
+
+def test_the_last_step_of_a_rollout_leaves_ended_episodes_for_the_next_reset(tmp_path, monkeypatch):
+    """Episodes of 10 steps, rollouts of 20: the episodes that end at a rollout's last step are not
+    auto-reset (the next rollout resets every sub-env from its own seeds), and training is the same as
+    with that reset done (the ``reset_done`` keyword hidden from the env worker)."""
+    from rlinf_core.flows import embodied_workers
+
+    keys = ("env/episode_return", "env/episodes", "actor/loss", "actor/entropy", "actor/grad_norm", "actor/value_loss")
+    runs, resets = [], []
+    for name in ("skip", "reset"):
+        if name == "reset":
+            monkeypatch.setattr(embodied_workers, "_takes", lambda env, keyword: False)
+        cfg = _config(tmp_path / name, **{"runner.max_epochs": 3, "runner.save_interval": -1, "env.train.total_num_envs": 4,
+                                          "env.train.env_id": "H1ResetCounter-v0", "env.train.max_episode_steps": 10,
+                                          "env.train.max_steps_per_rollout_epoch": 20, "actor.global_batch_size": 80,
+                                          "actor.micro_batch_size": 80})
+        flow, run_dir = _make_flow(cfg)
+        ResetCounter.resets = 0
+        flow.train()
+        runs.append(_rows(run_dir))
+        resets.append(ResetCounter.resets)
+    for a, b in zip(*runs, strict=True):
+        for key in keys:
+            assert a[key] == b[key], key
+    # per rollout and sub-env: the rollout's reset, the auto-reset at step 10, and (only with it done) at step 20
+    assert resets[1] - resets[0] == 3 * 4 and all(r["env/episodes"] == 8 for r in runs[0])
 
 
 # --------------------------------------------------------------------------- resume

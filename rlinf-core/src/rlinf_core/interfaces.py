@@ -235,7 +235,11 @@ class VectorEnv(Protocol):
 
     Optional: ``step_async(actions)`` then ``step_wait()``, together what ``step`` does, for an env
     that steps in processes of its own: with ``rollout.pipeline_stage_num > 1`` under the inline
-    executor, the flow runs the policy on the next micro-batch while these sub-envs step.
+    executor, the flow runs the policy on the next micro-batch while these sub-envs step. And a
+    keyword ``reset_done=False`` of ``step`` (and ``step_async``): sub-envs whose episodes end in
+    this call are not auto-reset (their rows hold the last observation; ``final_observation`` as
+    usual) until the next ``reset``. The flow passes it on a rollout's last step, after which it
+    resets every sub-env anyway, so that no reset is wasted.
     """
 
     num_envs: int

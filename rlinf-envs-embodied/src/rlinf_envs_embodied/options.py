@@ -76,8 +76,8 @@ class GymnasiumOptions(_Options):
     simulator = "gymnasium"
     #: ``sync`` (sub-envs stepped in this process) or ``async`` (worker processes, ``num_workers``).
     vectorization: str = "sync"
-    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
-    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    #: ``async`` only: slices of the sub-envs stepped in parallel, one in the env worker's process and the
+    #: others in processes of their own; default: one per CPU core; at most one per sub-env.
     num_workers: int | None = None
     #: Add each sub-env's ``render()`` frame (``render_mode="rgb_array"``) as ``images["render"]``.
     images: bool = False
@@ -93,8 +93,8 @@ class MetaWorldOptions(_Options):
 
     simulator = "metaworld"
     vectorization: str = "sync"
-    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
-    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    #: ``async`` only: slices of the sub-envs stepped in parallel, one in the env worker's process and the
+    #: others in processes of their own; default: one per CPU core; at most one per sub-env.
     num_workers: int | None = None
     #: Render ``camera_name`` into ``images[camera_name]`` (needs a MuJoCo renderer: ``MUJOCO_GL``).
     images: bool = False
@@ -115,8 +115,8 @@ class ManiSkillOptions(_Options):
     simulator = "maniskill"
     #: ``sync`` or ``async`` (CPU sub-envs in ``num_workers`` processes; the GPU backend is one process).
     vectorization: str = "sync"
-    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
-    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    #: ``async`` only: slices of the sub-envs stepped in parallel, one in the env worker's process and the
+    #: others in processes of their own; default: one per CPU core; at most one per sub-env.
     num_workers: int | None = None
     #: ManiSkill ``obs_mode``: ``state`` (flat vector) or ``rgb`` (camera images plus proprioception).
     obs_mode: str = "state"
@@ -153,8 +153,8 @@ class LiberoOptions(_Options):
     simulator = "libero"
     #: ``sync`` or ``async`` (``num_workers`` processes: LIBERO steps and renders on the CPU).
     vectorization: str = "sync"
-    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
-    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    #: ``async`` only: slices of the sub-envs stepped in parallel, one in the env worker's process and the
+    #: others in processes of their own; default: one per CPU core; at most one per sub-env.
     num_workers: int | None = None
     #: Camera observations ``images["agentview"]`` / ``images["wrist"]`` (needs a MuJoCo renderer: ``MUJOCO_GL``).
     images: bool = True
@@ -192,8 +192,8 @@ class FrankaSimOptions(_Options):
 
     simulator = "frankasim"
     vectorization: str = "sync"
-    #: ``async`` only: worker processes, each stepping a contiguous slice of the sub-envs; default: one per
-    #: CPU core; at most one per sub-env (then gymnasium's ``AsyncVectorEnv``).
+    #: ``async`` only: slices of the sub-envs stepped in parallel, one in the env worker's process and the
+    #: others in processes of their own; default: one per CPU core; at most one per sub-env.
     num_workers: int | None = None
     #: Camera images (needs a MuJoCo renderer: ``MUJOCO_GL``); default: on for ``PandaPickCubeVision-v0`` only.
     images: bool | None = None

@@ -460,7 +460,7 @@ class EmbodiedFlow:
         out = []
         for epoch in range(int(epochs if epochs is not None else self.cfg.env[split].rollout_epoch)):
             seed = self.seed * 1_000_003 + step * 101 + epoch
-            for f in [rollout.call("reseed", seed, deterministic), env.call("begin", step, epoch)]:
+            for f in [rollout.call("reseed", seed, deterministic), env.call("begin", step, epoch, self.rollout_steps(split))]:
                 f.result()
             with self._phase("env", "rollout"):
                 run_env_rollout_loop(env, rollout, steps=self.rollout_steps(split), stage_num=self.stage_num, finish="finish")

@@ -96,6 +96,18 @@ def _column(x: Any, n: int, dtype: torch.dtype) -> np.ndarray:
     return np.array(x, dtype=_NP_DTYPES[dtype]).reshape(n)
 
 
+def _takes(env: Any, keyword: str) -> bool:
+    """Whether the env's ``step`` (and ``step_async``, where it has one) accept ``keyword``: an optional part of
+    the :class:`~rlinf_core.interfaces.VectorEnv` protocol (``reset_done``)."""
+    import inspect
+
+    methods = [env.step] + ([env.step_async] if callable(getattr(env, "step_async", None)) else [])
+    try:
+        return all(keyword in inspect.signature(m).parameters for m in methods)
+    except (TypeError, ValueError):
+        return False
+
+
 class EmbodiedEnvWorker(Worker):
     """Holds the vector envs of ``env.<split>`` for the micro-batches this rank serves.
 
@@ -111,6 +123,7 @@ class EmbodiedEnvWorker(Worker):
                  validation: Mapping[str, Any] | None = None):
         self.device_name = "cpu" if self.device_type == "cpu" else "cuda"
         self.step_id, self.epoch_id = 0, 0
+        self.horizon: int | None = None
         self._configure(config, split, mode)
         #: ``validation``: the config whose ``env.eval`` serves periodic validation in a training run
         #: (:meth:`use_split`); the other split's envs and state wait here meanwhile.
@@ -171,9 +184,11 @@ class EmbodiedEnvWorker(Worker):
         env = next(iter(self.envs.values()))
         return env.observation_space, env.action_space
 
-    def begin(self, step: int, epoch: int = 0) -> None:
-        """Set the training step and rollout epoch the next resets draw their seeds from."""
+    def begin(self, step: int, epoch: int = 0, steps: int | None = None) -> None:
+        """Set the training step and rollout epoch the next resets draw their seeds from, and the
+        number of steps of the coming rollout (``steps``: its last step leaves ended sub-envs unreset)."""
         self.step_id, self.epoch_id = int(step), int(epoch)
+        self.horizon = None if steps is None else int(steps)
 
     def _reset_seeds(self, mb: int) -> list[int]:
         idx = [mb * self.per_mb + i for i in range(self.per_mb)]
@@ -242,11 +257,14 @@ class EmbodiedEnvWorker(Worker):
         st["rows"].append({"obs": st["obs"], "actions": to_tensor(out["actions"]), "log_probs": to_tensor(out["log_probs"]),
                            "extras": {k: to_tensor(v) for k, v in extras.items()} if extras else {}})
         st["valid"].append(~st["done_once"])
+        # the rollout's last step: the next one resets every sub-env, so an episode ending now needs no auto-reset
+        last = self.horizon is not None and len(st["rows"]) == self.horizon
+        kwargs = {"reset_done": False} if last and _takes(env, "reset_done") else {}
         if callable(getattr(env, "step_async", None)):
-            env.step_async(out["actions"])
+            env.step_async(out["actions"], **kwargs)
             st["stepping"] = True
         else:
-            st["stepping"] = env.step(out["actions"])
+            st["stepping"] = env.step(out["actions"], **kwargs)
 
     def step_receive(self, mb: int) -> dict[str, Any]:
         """The second half of :meth:`step`: the step's results, episodes tracked; the next observation."""

@@ -25,6 +25,54 @@ import numpy as np
 from gymnasium.vector.utils import CloudpickleWrapper, batch_space
 
 
+def _serve(venv: gym.vector.SyncVectorEnv, command: str, arg: Any) -> tuple[str, Any]:
+    """One command on a slice's sub-envs: ``("ok", result)`` or ``("error", traceback)``."""
+    try:
+        if command == "step":
+            return "ok", venv.step(arg)
+        if command == "reset":
+            return "ok", venv.reset(**arg)
+        if command == "get_attr":
+            return "ok", venv.get_attr(arg)
+        if command == "call":
+            name, args, kwargs = arg
+            return "ok", venv.call(name, *args, **kwargs)
+        raise ValueError(f"unknown command {command!r}")
+    except Exception:
+        return "error", traceback.format_exc()
+
+
+class _LocalSlice:
+    """The slice stepped in this process, behind a pipe's ``send`` / ``recv``: a command runs at ``send``
+    (after the worker processes have been sent theirs, so that it runs while they do)."""
+
+    def __init__(self, fns: Sequence[Callable[[], gym.Env]], mode: gym.vector.AutoresetMode):
+        self.venv = gym.vector.SyncVectorEnv(list(fns), autoreset_mode=mode)
+        self._answer: tuple[str, Any] | None = ("ok", (self.venv.single_observation_space, self.venv.single_action_space,
+                                                       self.venv.metadata))
+
+    def send(self, message: tuple[str, Any]) -> None:
+        command, arg = message
+        if command == "close":
+            self.venv.close()
+            self._answer = ("ok", None)
+        else:
+            self._answer = _serve(self.venv, command, arg)
+
+    def recv(self) -> tuple[str, Any]:
+        answer, self._answer = self._answer, None
+        if answer is None:
+            raise EOFError("no command was sent to the in-process slice")
+        return answer
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        return self._answer is not None
+
+    def close(self) -> None:
+        if not self.venv.closed:
+            self.venv.close()
+
+
 def _worker(pipe: Any, parent: Any, fns: CloudpickleWrapper, mode: gym.vector.AutoresetMode) -> None:
     """Serve one slice: build its sub-envs, then answer ``(command, argument)`` until ``close``."""
     parent.close()
@@ -37,21 +85,7 @@ def _worker(pipe: Any, parent: Any, fns: CloudpickleWrapper, mode: gym.vector.Au
             if command == "close":
                 pipe.send(("ok", None))
                 break
-            try:
-                if command == "step":
-                    result: Any = venv.step(arg)
-                elif command == "reset":
-                    result = venv.reset(**arg)
-                elif command == "get_attr":
-                    result = venv.get_attr(arg)
-                elif command == "call":
-                    name, args, kwargs = arg
-                    result = venv.call(name, *args, **kwargs)
-                else:
-                    raise ValueError(f"unknown command {command!r}")
-                pipe.send(("ok", result))
-            except Exception:
-                pipe.send(("error", traceback.format_exc()))
+            pipe.send(_serve(venv, command, arg))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass
     except Exception:
@@ -92,18 +126,21 @@ def merge_infos(parts: Sequence[dict[str, Any]], sizes: Sequence[int]) -> dict[s
 
 
 class SlicedAsyncVectorEnv(gym.vector.VectorEnv):
-    """``len(env_fns)`` sub-envs over ``num_workers`` processes (contiguous slices, sizes differing by at most 1).
+    """``len(env_fns)`` sub-envs in ``num_workers`` contiguous slices (sizes differing by at most 1) that step
+    in parallel: each in a worker process, or, with ``in_process``, the last one in this process.
 
     Args:
         env_fns: one factory per sub-env (pickled to the workers with cloudpickle).
-        num_workers: processes; at most ``len(env_fns)``.
+        num_workers: slices; at most ``len(env_fns)``.
         autoreset_mode: as ``SyncVectorEnv``'s.
         context: the multiprocessing start method (default: the platform's).
+        in_process: step the last slice in this process (it would otherwise wait for the others): one
+            process fewer than slices, so that ``num_workers`` = CPU cores does not oversubscribe them.
     """
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], num_workers: int, *,
                  autoreset_mode: gym.vector.AutoresetMode = gym.vector.AutoresetMode.NEXT_STEP,
-                 context: str | None = None):
+                 context: str | None = None, in_process: bool = False):
         fns = list(env_fns)
         if not 1 <= num_workers <= len(fns):
             raise ValueError(f"num_workers must be between 1 and the number of sub-envs ({len(fns)}), got {num_workers}")
@@ -113,10 +150,14 @@ class SlicedAsyncVectorEnv(gym.vector.VectorEnv):
         self._bounds = [(int(s[0]), int(s[-1]) + 1) for s in slices]
         self._sizes = [hi - lo for lo, hi in self._bounds]
         ctx = mp.get_context(context)
-        self._pipes, self._procs = [], []
+        self._pipes: list[Any] = []
+        self._procs: list[Any] = []
         self.closed = False
         try:
-            for lo, hi in self._bounds:
+            for w, (lo, hi) in enumerate(self._bounds):
+                if in_process and w == num_workers - 1:
+                    self._pipes.append(_LocalSlice(fns[lo:hi], autoreset_mode))
+                    continue
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(target=_worker, args=(child, parent, CloudpickleWrapper(fns[lo:hi]), autoreset_mode),
                                    name=f"rlinf-env-slice-{lo}-{hi - 1}", daemon=True)
@@ -147,7 +188,8 @@ class SlicedAsyncVectorEnv(gym.vector.VectorEnv):
             except (EOFError, ConnectionResetError) as exc:
                 status, value = "error", f"the worker process of sub-envs {lo}..{hi - 1} died ({type(exc).__name__})"
             if status != "ok" and error is None:
-                error = f"sub-envs {lo}..{hi - 1} (worker process {w}) failed:\n{value}"
+                where = "in this process" if isinstance(self._pipes[w], _LocalSlice) else f"worker process {w}"
+                error = f"sub-envs {lo}..{hi - 1} ({where}) failed:\n{value}"
             results.append(value)
         if error is not None:
             raise RuntimeError(error)
