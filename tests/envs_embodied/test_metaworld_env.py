@@ -136,3 +136,28 @@ def test_camera_images_are_uint8_hwc():
     obs, *_ = env.step(np.ones((2, 3, 4), dtype=np.float32))
     assert not np.array_equal(obs["images"]["corner"], frames)  # the arm moved
     env.close()
+
+
+def test_rendering_slices_in_worker_processes_match_this_process():
+    """``async`` with camera images after this process has rendered (its renderer is loaded): the worker
+    process starts fresh (spawned; a forked one can hang creating its renderer) and the frames, states and
+    rewards equal those of the sub-envs stepped here."""
+    params = {"images": True, "camera_heights": 16, "camera_widths": 16}
+    try:
+        here = make(num_envs=3, seed=2, init_params=params)
+    except ConfigError as exc:
+        pytest.skip(f"no MuJoCo renderer on this machine: {exc}")
+    acts = np.random.default_rng(0).uniform(-1, 1, size=(2, 3, 4)).astype(np.float32)
+    runs = []
+    for async_ in (False, True):  # built after the first is closed: with Mesa's EGL here, closing one env's MuJoCo
+        # renderer breaks another living in the same process (an EGL error or blank frames), workers or not
+        env = make(num_envs=3, seed=2, init_params={**params, "vectorization": "async", "num_workers": 2}) if async_ else here
+        first, _ = env.reset()
+        runs.append([first] + [env.step(a)[:2] for a in acts])
+        env.close()
+    for a, b in zip(*runs, strict=True):
+        a, b = (a, None) if isinstance(a, dict) else a, (b, None) if isinstance(b, dict) else b
+        np.testing.assert_array_equal(a[0]["images"]["corner"], b[0]["images"]["corner"])
+        np.testing.assert_array_equal(a[0]["state"], b[0]["state"])
+        if a[1] is not None:
+            np.testing.assert_array_equal(a[1], b[1])

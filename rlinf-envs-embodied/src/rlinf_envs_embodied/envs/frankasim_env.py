@@ -36,7 +36,7 @@ import numpy as np
 from gymnasium import spaces
 from rlinf_core.errors import ConfigError, suggestion_text
 
-from rlinf_envs_embodied.envs.gym_vector import GymVectorEnv
+from rlinf_envs_embodied.envs.gym_vector import RENDER_CONTEXT, GymVectorEnv
 from rlinf_envs_embodied.envs.rendering import select_mujoco_gl
 from rlinf_envs_embodied.options import FrankaSimOptions, cfg_get, section_of
 
@@ -410,7 +410,8 @@ class FrankaSimEnv(GymVectorEnv):
         try:
             super().__init__([fn] * num_envs, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                              auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=bool(opts.clip_actions),
-                             name=f"frankasim env {env_id!r} ({key})", instructions=[INSTRUCTION] * num_envs)
+                             name=f"frankasim env {env_id!r} ({key})", instructions=[INSTRUCTION] * num_envs,
+                             context=RENDER_CONTEXT if cameras else None)
         except Exception as exc:
             if cameras and "render" in f"{type(exc).__name__} {exc}".lower():
                 raise ConfigError(f"{key}.init_params.images: rendering failed with "

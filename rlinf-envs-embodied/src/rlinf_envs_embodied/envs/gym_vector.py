@@ -40,6 +40,10 @@ from rlinf_core.errors import ConfigError
 
 from rlinf_envs_embodied.envs.sliced_vector import SlicedAsyncVectorEnv
 
+#: The start method of ``async`` worker processes for sub-envs that render: a process forked from one that
+#: has a renderer (EGL, OSMesa, Vulkan) can hang creating its own, so they start fresh.
+RENDER_CONTEXT = "spawn"
+
 
 def _is_image(space: spaces.Space) -> bool:
     return (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3

@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 from rlinf_core.errors import ConfigError, suggestion_text
 
-from rlinf_envs_embodied.envs.gym_vector import GymVectorEnv
+from rlinf_envs_embodied.envs.gym_vector import RENDER_CONTEXT, GymVectorEnv
 from rlinf_envs_embodied.options import GymnasiumOptions, cfg_get, plain, section_of
 
 RENDER_KEY = "render"
@@ -85,4 +85,4 @@ class GymnasiumEnv(GymVectorEnv):
         self.device = device
         super().__init__(fns, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                          auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=bool(opts.clip_actions),
-                         name=f"gymnasium env {env_id!r} ({key})")
+                         name=f"gymnasium env {env_id!r} ({key})", context=RENDER_CONTEXT if opts.images else None)

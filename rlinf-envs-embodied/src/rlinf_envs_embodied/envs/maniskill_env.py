@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 from rlinf_core.errors import ConfigError, suggestion_text
 
-from rlinf_envs_embodied.envs.gym_vector import GymVectorEnv, ObsMapper, is_chunk
+from rlinf_envs_embodied.envs.gym_vector import RENDER_CONTEXT, GymVectorEnv, ObsMapper, is_chunk
 from rlinf_envs_embodied.options import MANISKILL_BACKENDS, ManiSkillOptions, cfg_get, plain, section_of
 
 PIP_HINT = "pip install 'rlinf-envs-embodied[maniskill]'"
@@ -212,7 +212,8 @@ class ManiSkillCPUEnv(GymVectorEnv):
         self.device = device
         super().__init__([factory] * num_envs, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                          auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=True,
-                         name=f"maniskill env {env_id!r} ({key})")
+                         name=f"maniskill env {env_id!r} ({key})",
+                         context=RENDER_CONTEXT if opts.obs_mode != "state" else None)
 
 
 # --------------------------------------------------------------------------- GPU backend

@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 from rlinf_core.errors import ConfigError, suggestion_text
 
-from rlinf_envs_embodied.envs.gym_vector import GymVectorEnv
+from rlinf_envs_embodied.envs.gym_vector import RENDER_CONTEXT, GymVectorEnv
 from rlinf_envs_embodied.envs.rendering import select_mujoco_gl
 from rlinf_envs_embodied.options import MetaWorldOptions, cfg_get, section_of
 
@@ -127,7 +127,7 @@ class MetaWorldEnv(GymVectorEnv):
         try:
             super().__init__(fns, seed=seed, vectorization=opts.vectorization, num_workers=opts.num_workers,
                              auto_reset=bool(cfg_get(config, "auto_reset", True)), clip_actions=bool(opts.clip_actions),
-                             name=f"metaworld env {used[0]!r} ({key})",
+                             name=f"metaworld env {used[0]!r} ({key})", context=RENDER_CONTEXT if camera else None,
                              instructions=[re.sub(r"-v\d+$", "", n).replace("-", " ") for n in used])
         except Exception as exc:
             if camera is not None and "render" in f"{type(exc).__name__} {exc}".lower():

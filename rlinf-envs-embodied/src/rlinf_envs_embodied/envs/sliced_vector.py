@@ -100,6 +100,10 @@ def _worker(pipe: Any, parent: Any, fns: CloudpickleWrapper, mode: gym.vector.Au
             venv.close()
 
 
+#: Seconds a worker process may take to build its sub-envs before the env gives up on it.
+STARTUP_TIMEOUT_S = 600.0
+
+
 def merge_infos(parts: Sequence[dict[str, Any]], sizes: Sequence[int]) -> dict[str, Any]:
     """One vector info dict from the info dicts of consecutive slices of ``sizes`` sub-envs each.
 
@@ -167,7 +171,7 @@ class SlicedAsyncVectorEnv(gym.vector.VectorEnv):
                 child.close()
                 self._pipes.append(parent)
                 self._procs.append(proc)
-            first, *_ = self._receive()
+            first, *_ = self._receive(timeout=STARTUP_TIMEOUT_S)
         except BaseException:
             self._terminate()
             raise
@@ -179,13 +183,16 @@ class SlicedAsyncVectorEnv(gym.vector.VectorEnv):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _receive(self, workers: Sequence[int] | None = None) -> list[Any]:
+    def _receive(self, workers: Sequence[int] | None = None, timeout: float | None = None) -> list[Any]:
         """Each worker's answer (in order); the first failure raises, naming its sub-envs."""
         workers = range(len(self._pipes)) if workers is None else workers
         results, error = [], None
         for w in workers:
             lo, hi = self._bounds[w]
             try:
+                if timeout is not None and not self._pipes[w].poll(timeout):
+                    raise TimeoutError(f"the worker process of sub-envs {lo}..{hi - 1} did not build them within {timeout:.0f} s "
+                                       "(a simulator that hangs in a forked process: give the env context='spawn')")
                 status, value = self._pipes[w].recv()
             except (EOFError, ConnectionResetError) as exc:
                 status, value = "error", f"the worker process of sub-envs {lo}..{hi - 1} died ({type(exc).__name__})"
