@@ -235,7 +235,8 @@ class GymVectorEnv:
         #: The shape of single-step actions ``(N, *action_shape)``: the direct path of :meth:`step`.
         self._single_shape = (self.num_envs, *(self.action_space.shape or ()))
         self._no_success = np.zeros(self.num_envs, dtype=bool)
-        self._pending: Any = None  # step_async: "stepping" (in the sub-env processes) or step's result
+        #: step_async's pending step: ("stepping", reset_done) while the slices step, or ("done", step's result).
+        self._pending: tuple[str, Any] | None = None
         self._auto_reset = bool(auto_reset)
         #: Sub-envs whose episode ended in a ``reset_done=False`` call and that no reset has restarted.
         self._unreset = np.zeros(self.num_envs, dtype=bool)
@@ -257,7 +258,8 @@ class GymVectorEnv:
         return self._obs(obs), {"success": self._success(info)}
 
     def step(self, actions: Any, *, reset_done: bool = True) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
-        """Execute single actions ``(N, ...)`` or chunks ``(N, K, ...)``; see the module docstring."""
+        """Execute single actions ``(N, ...)`` or chunks ``(N, K, ...)``; see the module docstring
+        (``reset_done=False``: leave the sub-envs whose episodes end at the call's last step unreset)."""
         acts = to_numpy(actions)
         if acts.shape == self._single_shape:  # the direct single-step path: no chunk axis, no (N, K) arrays
             self._reset_left()
