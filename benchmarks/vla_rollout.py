@@ -33,6 +33,13 @@ prediction 0.64x of measured); inline with ``vectorization: async`` (two slices 
 worker process, one in the env worker's own) 1.40x sequential with 1 stage and 1.93x with 2 stages, the
 fastest configuration. ``cluster.placement: auto`` chooses among Ray placements and stage counts only, so it
 does not reach that one (0.70x of it).
+
+The same command with ``LP_NUM_THREADS=1`` (Mesa's llvmpipe renders on one thread per process instead of one
+per core), to test why auto's prediction is off: one process renders slower (sequential 5.6 vs 7 env calls/s),
+but processes rendering side by side no longer take each other's cores: Ray collocated 1.78x sequential at 2
+stages, auto picked it (0.99x the fastest placement) and its prediction was 0.81x of measured (12.3 predicted,
+10.0 measured); inline with the async env 1.96x. Ray ranks already get ``OMP_NUM_THREADS`` = their CPU share;
+giving llvmpipe the same limit, and the profile the ranks' thread count, is the fix this points to.
 """
 
 from __future__ import annotations
