@@ -360,13 +360,13 @@ def main() -> int:
     parser.add_argument("--eval-episodes", type=int, default=16, help="0: no final evaluation")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (both sides)")
     parser.add_argument("--vectorization", choices=("sync", "async"), default="sync",
-                        help="sub-envs stepped in this process, or in worker processes: rlinf's init_params.vectorization "
-                             "(--workers processes, each a slice of the sub-envs), SB3's SubprocVecEnv (one per sub-env)")
+                        help="sub-envs stepped in this process, or in parallel: rlinf's init_params.vectorization "
+                             "(--workers slices, one in the env worker's process), SB3's SubprocVecEnv (one per sub-env)")
     parser.add_argument("--sb3-vectorization", choices=("sync", "async"),
                         help="SB3's own (default: --vectorization): its SubprocVecEnv is slower than DummyVecEnv "
                              "for Meta-World on 2 cores")
-    parser.add_argument("--workers", type=int, help="rlinf's env worker processes with --vectorization async "
-                                                    "(default: one per CPU core)")
+    parser.add_argument("--workers", type=int, help="rlinf's init_params.num_workers with --vectorization async: "
+                                                    "slices stepped in parallel (default: one per CPU core)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
