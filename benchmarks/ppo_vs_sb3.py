@@ -19,7 +19,7 @@ Both sides get, per seed, the same task and hyper-parameters (the flags below):
 - the policy: rlinf's ``mlp`` (separate actor and critic MLPs of ``--layers`` x ``--hidden`` tanh, orthogonal
   init, gains sqrt(2) / 0.01 / 1) and SB3's ``MlpPolicy`` with ``net_arch=dict(pi=[h]*L, vf=[h]*L)``,
   ``Tanh``, ``ortho_init`` (the same construction);
-- one torch thread each (``--threads``); seeds alternate rlinf / SB3 so that a change of machine load
+- one torch thread each (``--threads``, ``--sb3-threads``); seeds alternate rlinf / SB3 so that a change of machine load
   hits both.
 
 rlinf runs the public path of ``rlinf run``: ``examples/embodied/cartpole_ppo_cpu.yaml`` (or
@@ -144,9 +144,11 @@ def rlinf_overrides(args: argparse.Namespace, seed: int, updates: int, run_root:
 
 
 def run_rlinf(args: argparse.Namespace, seed: int, updates: int, run_root: Path) -> dict[str, Any]:
+    import torch
     from rlinf_core.config import load_config, validate_config
     from rlinf_core.plugins import get_plugins
 
+    torch.set_num_threads(args.threads)
     start, cpu = time.perf_counter(), cpu_time()
     plugins = get_plugins()
     cfg = load_config(args.base_config, rlinf_overrides(args, seed, updates, run_root), plugins=plugins)
@@ -241,6 +243,7 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
         def _on_training_end(self) -> None:
             self.update_s += time.perf_counter() - self._t
 
+    torch.set_num_threads(args.sb3_threads)
     start, cpu = time.perf_counter(), cpu_time()
     venv = sb3_vec_env(args, seed, args.n_envs, args.reward_scale, args.sb3_vectorization or args.vectorization)
     rows = args.n_envs * args.n_steps
@@ -358,7 +361,10 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, help="return for steps-to-threshold (none for reach-v3)")
     parser.add_argument("--last-episodes", type=int, default=50)
     parser.add_argument("--eval-episodes", type=int, default=16, help="0: no final evaluation")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (both sides)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (rlinf's flow lowers them during a rollout to the cores its env "
+                             "worker processes leave free)")
+    parser.add_argument("--sb3-threads", type=int, help="SB3's own (default: --threads)")
     parser.add_argument("--vectorization", choices=("sync", "async"), default="sync",
                         help="sub-envs stepped in this process, or in parallel: rlinf's init_params.vectorization "
                              "(--workers slices, one in the env worker's process), SB3's SubprocVecEnv (one per sub-env)")
@@ -390,7 +396,8 @@ def main() -> int:
     import torch
 
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(args.threads)
+    if args.sb3_threads is None:
+        args.sb3_threads = args.threads
     ours, theirs = [], []
     with tempfile.TemporaryDirectory(prefix="ppo_vs_sb3_") as tmp:
         # one untimed rollout + update per side first: the process's one-off imports (torch's optimizer
@@ -430,7 +437,7 @@ def main() -> int:
                                           if both else None)
 
     print(f"\n{args.env_id}, {rows * updates} env steps ({updates} rollouts of {args.n_envs} x {args.n_steps}), "
-          f"seeds {seeds}, {args.threads} torch thread(s); env stepping: rlinf {args.vectorization}"
+          f"seeds {seeds}, torch threads rlinf {args.threads}, SB3 {args.sb3_threads}; env stepping: rlinf {args.vectorization}"
           f"{f' ({args.workers or len(os.sched_getaffinity(0))} slices)' if args.vectorization == 'async' else ''}, "
           f"SB3 {'SubprocVecEnv' if (args.sb3_vectorization or args.vectorization) == 'async' else 'DummyVecEnv'}; "
           "means over seeds")

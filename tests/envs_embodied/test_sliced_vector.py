@@ -42,9 +42,11 @@ def test_cartpole_slices_match_sync_step_for_step_through_episode_ends():
     actions = np.random.default_rng(0).integers(0, 2, size=(60, 5))
     sliced_env = make("CartPole-v1", 5, seed=7, vectorization="async", num_workers=2)
     assert isinstance(sliced_env._venv, SlicedAsyncVectorEnv) and sliced_env._venv._sizes == [3, 2]
-    assert len(sliced_env._venv._procs) == 1  # the second slice steps in this process
+    assert len(sliced_env._venv._procs) == sliced_env.worker_processes == 1  # the second slice steps in this process
     sliced = trajectory(sliced_env, actions)
-    plain = trajectory(make("CartPole-v1", 5, seed=7), actions)
+    plain_env = make("CartPole-v1", 5, seed=7)
+    assert plain_env.worker_processes == 0
+    plain = trajectory(plain_env, actions)
     ended = np.zeros(5, dtype=bool)
     for s, p in zip(sliced, plain, strict=True):
         assert_same(s, p)
@@ -89,7 +91,7 @@ def test_every_slice_in_a_worker_process_or_one_here_gives_the_same_steps():
     runs = []
     for in_process in (False, True):
         venv = SlicedAsyncVectorEnv(fns, 2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, in_process=in_process)
-        assert len(venv._procs) == (1 if in_process else 2)
+        assert len(venv._procs) == venv.worker_processes == (1 if in_process else 2)
         runs.append(trajectory(venv, actions, seed=3))
     assert_same(runs[0], runs[1])
 

@@ -249,6 +249,44 @@ def test_env_worker_processes_and_inline_pipelining_train_exactly_as_in_process(
     assert all(r["env/episodes"] > 0 for r in runs[0])  # CartPole episodes ended (and auto-reset) in every rollout
 
 
+def test_inline_rollout_leaves_the_env_worker_processes_their_cores(tmp_path, monkeypatch):
+    """Under the inline executor the policy runs with torch's threads capped at the cores the env's
+    worker processes leave free (their OpenMP threads would spin on them); the update gets them back."""
+    import torch
+    from rlinf_core.flows import embodied_workers
+    from rlinf_core.runtime import threads
+
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 3)
+    seen = {"act": set(), "train": set()}
+    act, train = embodied_workers.PolicyRolloutWorker.act, embodied_workers.PolicyActorWorker.train_step
+
+    def recording(kind, method):
+        def wrapper(self, *args, **kwargs):
+            seen[kind].add(torch.get_num_threads())
+            return method(self, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(embodied_workers.PolicyRolloutWorker, "act", recording("act", act))
+    monkeypatch.setattr(embodied_workers.PolicyActorWorker, "train_step", recording("train", train))
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        for workers, expected in ((2, 2), (1, 4)):  # 2 slices: one worker process; 1 slice: all in this process
+            seen["act"].clear()
+            cfg = _config(tmp_path / str(workers), **{"runner.max_epochs": 1, "runner.save_interval": -1,
+                                                      "env.train.total_num_envs": 4,
+                                                      "env.train.max_steps_per_rollout_epoch": 10,
+                                                      "actor.global_batch_size": 20, "actor.micro_batch_size": 20,
+                                                      "env.train.init_params": {"vectorization": "async", "num_workers": workers}})
+            flow, _ = _make_flow(cfg)
+            flow.train()
+            assert seen["act"] == {expected}, workers
+            assert seen["train"] == {4}
+            assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
+
+
 class ResetCounter(Counter):
     """A :class:`Counter` (no termination) that counts the resets of every instance."""
 

@@ -239,7 +239,9 @@ class VectorEnv(Protocol):
     keyword ``reset_done=False`` of ``step`` (and ``step_async``): sub-envs whose episodes end in
     this call are not auto-reset (their rows hold the last observation; ``final_observation`` as
     usual) until the next ``reset``. The flow passes it on a rollout's last step, after which it
-    resets every sub-env anyway, so that no reset is wasted.
+    resets every sub-env anyway, so that no reset is wasted. And an attribute ``worker_processes``
+    (int): the processes of its own that step sub-envs; under the inline executor the flow lowers
+    torch's threads during a rollout to the cores these leave free.
     """
 
     num_envs: int

@@ -438,6 +438,17 @@ class EmbodiedFlow:
     def _phase(self, *groups: str) -> Any:
         return self.rt.phase(*groups) if self._collocated else _null()
 
+    def _rollout_threads(self) -> Any:
+        """Inline: torch's threads capped, for the rollout, at the cores the env's worker processes
+        leave free (they would otherwise spin on those cores: ``rlinf_core.runtime.threads``)."""
+        from rlinf_core.runtime.threads import torch_threads_at_most, usable_cpus
+
+        env = self.rt["env"]
+        if env.concurrent:  # Ray: each rank has its CPU share as OMP_NUM_THREADS
+            return _null()
+        procs = sum(env.call("worker_processes").result())
+        return torch_threads_at_most(usable_cpus() - procs) if procs else _null()
+
     def _sync_weights(self) -> None:
         """Actor -> rollout: rank 0's state dict moves as a handle (never through the driver under Ray)."""
         self.version += 1
@@ -462,7 +473,7 @@ class EmbodiedFlow:
             seed = self.seed * 1_000_003 + step * 101 + epoch
             for f in [rollout.call("reseed", seed, deterministic), env.call("begin", step, epoch, self.rollout_steps(split))]:
                 f.result()
-            with self._phase("env", "rollout"):
+            with self._phase("env", "rollout"), self._rollout_threads():
                 run_env_rollout_loop(env, rollout, steps=self.rollout_steps(split), stage_num=self.stage_num, finish="finish")
                 parts = [env.call("collect", j, ranks=[j % env.world_size]) for j in range(self.stage_num)]
                 parts = [p.result()[0] for p in parts]

@@ -184,6 +184,10 @@ class EmbodiedEnvWorker(Worker):
         env = next(iter(self.envs.values()))
         return env.observation_space, env.action_space
 
+    def worker_processes(self) -> int:
+        """Processes of its envs' own that step sub-envs (the VectorEnv's optional ``worker_processes``)."""
+        return sum(int(getattr(env, "worker_processes", 0) or 0) for env in self.envs.values())
+
     def begin(self, step: int, epoch: int = 0, steps: int | None = None) -> None:
         """Set the training step and rollout epoch the next resets draw their seeds from, and the
         number of steps of the coming rollout (``steps``: its last step leaves ended sub-envs unreset)."""

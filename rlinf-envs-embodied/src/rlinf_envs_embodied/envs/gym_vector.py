@@ -223,6 +223,8 @@ class GymVectorEnv:
         else:
             self._venv = gym.vector.SyncVectorEnv(list(env_fns), autoreset_mode=mode)
         self.num_envs: int = self._venv.num_envs
+        #: Processes of its own stepping sub-envs besides the caller's (the VectorEnv protocol's optional attribute).
+        self.worker_processes: int = self._venv.worker_processes if isinstance(self._venv, SlicedAsyncVectorEnv) else 0
         self._name = name
         self._seed = int(seed)
         self._seeded = False

@@ -181,6 +181,11 @@ class SlicedAsyncVectorEnv(gym.vector.VectorEnv):
         self._last_obs: list[Any] = [None] * num_workers
         self._stepping = False
 
+    @property
+    def worker_processes(self) -> int:
+        """The worker processes stepping slices (``num_workers``, less the in-process slice)."""
+        return len(self._procs)
+
     # ------------------------------------------------------------------ plumbing
 
     def _receive(self, workers: Sequence[int] | None = None, timeout: float | None = None) -> list[Any]:
