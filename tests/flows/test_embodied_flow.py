@@ -373,7 +373,9 @@ def test_evaluate_is_deterministic_on_held_out_seeds(tmp_path):
 def test_ray_two_env_ranks_one_rollout_rank(tmp_path):
     """2 env ranks (one micro-batch each, pipelined) + 1 rollout rank + 1 actor rank, under Ray."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ours = not ray.is_initialized()  # tests/runtime's session-wide Ray, when it ran first in this process, serves
+    if ours:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         cfg = _config(tmp_path, **{"cluster.executor": "ray", "cluster.num_devices_per_node": 2,
                                    "cluster.component_placement": {"env": "0-1", "rollout,actor": "0"},
@@ -384,7 +386,8 @@ def test_ray_two_env_ranks_one_rollout_rank(tmp_path):
         metrics = flow.train()
         assert flow.stage_num == 2
     finally:
-        ray.shutdown()
+        if ours:
+            ray.shutdown()
     rows = _rows(run_dir)
     assert [r["step"] for r in rows] == [1, 2] and metrics["env/episodes"] > 0
     assert np.isfinite(metrics["actor/loss"])

@@ -120,6 +120,32 @@ def test_auto_placement_profiles_chooses_and_runs(executor, request, caplog):
     assert "auto placement chose" in caplog.text and "x predicted" in message
 
 
+def _profile_where(path, num_envs, stage_nums):
+    """profile_env_rollout, noting the process it ran in and its thread settings."""
+    import json
+
+    path.write_text(json.dumps({"pid": os.getpid(), "omp": os.environ.get("OMP_NUM_THREADS"),
+                                "lp": os.environ.get("LP_NUM_THREADS")}))
+    return profile_env_rollout(num_envs, stage_nums)
+
+
+def test_ray_auto_placement_profiles_in_a_rank_with_its_thread_settings(ray_session, by_value, tmp_path, monkeypatch):
+    """Under Ray the stages are timed in a rank's process (one CPU: OMP_NUM_THREADS and llvmpipe's
+    LP_NUM_THREADS 1), not the driver, so that the profile sees the threads the ranks will have."""
+    import json
+    from functools import partial
+
+    by_value(__name__)
+    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
+    where = tmp_path / "where.json"
+    auto = AutoPlacement(partial(_profile_where, where), num_envs=NUM_ENVS, stage_nums=(1, 2))
+    workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS,)), "rollout": WorkerSpec(WORKERS["rollout"])}
+    with Runtime(_auto_cluster("ray"), get_plugins(), workers, auto=auto) as rt:
+        assert rt.auto_choice is not None
+    seen = json.loads(where.read_text())
+    assert seen["pid"] != os.getpid() and seen["omp"] == "1" and seen["lp"] == "1"
+
+
 def test_auto_placement_errors():
     workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS,))}
     with pytest.raises(ConfigError, match="this flow cannot profile its stages"):

@@ -53,6 +53,8 @@ class AutoPlacement:
     """What ``cluster.placement: auto`` needs from a flow: a profile of its env and policy stages.
 
     ``profile(num_envs, stage_nums)`` returns the two :class:`~rlinf_core.runtime.scheduler.StageProfile`.
+    It runs in a rank of the executor (under Ray a worker process with a rank's thread settings), so it
+    must pickle: a module-level function, or a ``functools.partial`` of one.
     """
 
     profile: Callable[[int, Sequence[int]], tuple[StageProfile, StageProfile]]
@@ -60,6 +62,14 @@ class AutoPlacement:
     stage_nums: tuple[int, ...] = (1, 2, 4, 8)
     env_group: str = "env"
     policy_group: str = "rollout"
+
+
+class _Probe(Worker):
+    """The rank ``cluster.placement: auto`` profiles the stages in and times the executor's calls on."""
+
+    def profile(self, profile: Callable[[int, Sequence[int]], tuple[StageProfile, StageProfile]], num_envs: int,
+                stage_nums: Sequence[int]) -> tuple[StageProfile, StageProfile]:
+        return profile(num_envs, stage_nums)
 
 
 class Runtime:
@@ -112,11 +122,15 @@ class Runtime:
             raise
 
     def _choose(self, auto: AutoPlacement) -> Any:
-        env, policy = auto.profile(auto.num_envs, auto.stage_nums)
-        probe = self.executor.create_group("probe", Worker, GroupPlacement("probe", (0,), ((0,),)),
+        # the profile runs in a rank of the executor (under Ray: a worker process with a rank's thread
+        # settings, OMP_NUM_THREADS and LP_NUM_THREADS, not the driver's), then the per-call overhead
+        probe = self.executor.create_group("probe", _Probe, GroupPlacement("probe", (0,), ((0,),)),
                                            share_counts={0: self.num_devices * 1000})
-        overhead = measure_call_overhead(probe)
-        self.executor.remove_group(probe)
+        try:
+            env, policy = probe.call("profile", auto.profile, auto.num_envs, tuple(auto.stage_nums)).result()[0]
+            overhead = measure_call_overhead(probe)
+        finally:
+            self.executor.remove_group(probe)
         self.auto_choice = choose(env, policy, num_envs=auto.num_envs, num_devices=self.num_devices,
                                   stage_nums=auto.stage_nums, call_overhead_s=overhead,
                                   env_group=auto.env_group, policy_group=auto.policy_group)[0]

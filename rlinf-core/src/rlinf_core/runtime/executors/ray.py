@@ -367,7 +367,9 @@ class RayExecutor(Executor):
             "num_cpus": self.cpus_per_device / share,
             "scheduling_strategy": PlacementGroupSchedulingStrategy(placement_group=self._pg,
                                                                     placement_group_bundle_index=device),
+            # a rank's CPU share: torch's threads, and Mesa llvmpipe's (software rendering) unless the user set them
             "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                                         "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS") or str(threads),
                                          **_plugin_selection_env()}},
             "max_concurrency": 1,
         }
