@@ -76,6 +76,24 @@ its SubprocVecEnv, one process per sub-env, measured 1934 env steps/s against Du
 env steps/s, SB3 2304: 1.40x wall, 1.48x in the rollout alone, 0.86x per CPU second (the second core pays for
 itself in wall time, not in CPU time); the same learning (last 50 episodes 1208 vs 1139, deterministic eval
 1213 vs 1198). The update, 3.6 vs 3.3 s, is what keeps the wall ratio under the rollout's.
+
+Meta-World again (2026-12-03, quiet machine), after the embodied flow learned to cap torch's threads during
+an inline rollout at the cores the env's worker processes leave free (torch's default of one thread per core
+had halved the async env's rollout: 1782 vs 3557 env steps/s in an 8-step run), so that rlinf can keep two
+threads for its update: ``--vectorization async --sb3-vectorization sync --total-steps 100000 --seeds 3
+--threads 2 --sb3-threads 2`` (SB3 at its fastest: 2365 env steps/s with two threads, 2269 with one): rlinf 3384
+env steps/s, SB3 2365: **1.43x wall, 1.51x in the rollout alone**, 1.31x per CPU second; learning equal within
+the seeds' spread (last 50 episodes 1161 vs 1173, deterministic eval 1211 vs 1224); the update 3.1 vs 2.8 s.
+(``--threads 2 --sb3-threads 1``, a noisier run: 1.38x wall, 1.44x rollout.) Where the rest of the 1.5x goal
+is: per vector step of 16 sub-envs, Meta-World's own Python step costs 5.2 ms in one process (both sides run the
+same sub-env factory); rlinf steps two slices of 8 in parallel (2.6 ms, plus 0.2-0.3 ms for the worker slice's
+pipe round trip), then runs the policy (about 0.45 ms) and its bookkeeping (about 0.3 ms) while the worker
+process idles, and resets (8 ms a sub-env, 11% of its rollout, already split over both cores): a sampling
+profile (py-spy) of the rollout puts 59% in the in-process slice's Meta-World step, 11% in resets, 10% in the
+policy, 8% waiting for the worker slice. Balanced slices are the best split (uneven ones measured slower), and
+two pipeline stages gain nothing here (the policy's cost per call hardly shrinks with half the rows), so the
+rollout ratio is near what 2 cores allow for this env (about 1.55x); the update (0.3 s behind SB3's) and
+startup keep the wall ratio at 1.43x.
 """
 
 from __future__ import annotations

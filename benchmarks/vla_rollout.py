@@ -40,6 +40,14 @@ but processes rendering side by side no longer take each other's cores: Ray coll
 stages, auto picked it (0.99x the fastest placement) and its prediction was 0.81x of measured (12.3 predicted,
 10.0 measured); inline with the async env 1.96x. Ray ranks already get ``OMP_NUM_THREADS`` = their CPU share;
 giving llvmpipe the same limit, and the profile the ranks' thread count, is the fix this points to.
+
+Measured after that fix (Ray ranks get ``LP_NUM_THREADS`` = their CPU share, unless set; ``auto`` profiles the
+stages in a rank's process, with its thread settings, instead of the driver; same command, no environment
+variable, twice): ``auto`` picked collocated with 2 micro-batches, 1.01x and 1.00x the fastest fixed placement,
+and its prediction was 0.82x and 0.81x of measured (11.7 / 12.0 predicted, 9.6 / 9.7 measured; before: 0.64x).
+Ray collocated 1.73x / 1.72x sequential at 2 stages; inline with the async env 2.42x / 2.43x at 2 stages (its
+rollout now runs torch on the one core the env's worker process leaves free), still the fastest configuration:
+``auto`` chooses among Ray placements and stage counts, not the env's vectorization (0.72x of it).
 """
 
 from __future__ import annotations
