@@ -208,3 +208,18 @@ def test_config_validation_names_the_split():
     assert "env.eval.env_id: 'Cartpole-v1' is not a registered gymnasium env. Did you mean 'CartPole-v1'" in text
     assert "unknown config key 'env.eval.init_params.clip_action'" in text and "Did you mean 'clip_actions'" in text
     assert "env.train" not in text
+
+
+def test_merge_rows_takes_the_masked_rows_of_numpy_torch_and_lists_in_place():
+    """The final observations of sub-envs that ended: numpy batches (gymnasium envs), torch tensors (ManiSkill's
+    GPU backend, with a torch mask) and instruction lists, nested."""
+    import torch
+    from rlinf_envs_embodied.envs.gym_vector import merge_rows
+
+    batch = {"state": np.zeros((3, 2)), "images": {"cam": torch.zeros(3, 2, 2, 3, dtype=torch.uint8)}, "instruction": ["a", "b", "c"]}
+    rows = {"state": np.ones((3, 2)), "images": {"cam": torch.full((3, 2, 2, 3), 7, dtype=torch.uint8)},
+            "instruction": ["x", "y", "z"]}
+    merge_rows(batch, {k: v for k, v in rows.items() if k != "images"}, np.array([False, True, False]))
+    assert batch["state"].tolist() == [[0, 0], [1, 1], [0, 0]] and batch["instruction"] == ["a", "y", "c"]
+    merge_rows(batch["images"], rows["images"], torch.tensor([True, False, True]))
+    assert batch["images"]["cam"][:, 0, 0, 0].tolist() == [7, 0, 7]

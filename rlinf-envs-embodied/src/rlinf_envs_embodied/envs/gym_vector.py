@@ -143,16 +143,17 @@ class ObsMapper:
         return out
 
 
-def _merge_rows(batch: dict[str, Any], rows: dict[str, Any], mask: np.ndarray) -> None:
-    """``batch``'s rows where ``mask`` is set, taken from ``rows`` (a batch of the same keys), in place."""
+def merge_rows(batch: dict[str, Any], rows: dict[str, Any], mask: Any) -> None:
+    """``batch``'s rows where ``mask`` is set, taken from ``rows`` (a nested batch of the same keys), in place:
+    numpy arrays with a numpy mask, torch tensors with a torch mask (on their device), lists (instructions)."""
     for key, value in rows.items():
         if isinstance(value, dict):
-            _merge_rows(batch[key], value, mask)
-        elif isinstance(value, np.ndarray):
-            batch[key][mask] = value[mask]
-        else:  # lists (instructions)
-            for i in np.flatnonzero(mask):
+            merge_rows(batch[key], value, mask)
+        elif isinstance(value, list):
+            for i in np.flatnonzero(to_numpy(mask)):
                 batch[key][i] = value[i]
+        else:
+            batch[key][mask] = value[mask]
 
 
 def _copy(obs: dict[str, Any]) -> dict[str, Any]:
@@ -287,7 +288,7 @@ class GymVectorEnv:
                 if final is None:
                     final = last
                 else:  # a later episode's end overwrites an earlier one's
-                    _merge_rows(final, last, done)
+                    merge_rows(final, last, done)
                 ended |= done
                 obs = self._restart(obs, done, reset_done or j < k - 1)
         out_obs = self._obs(obs)
@@ -350,7 +351,7 @@ class GymVectorEnv:
         if final is None:
             return
         merged = _copy(out_obs)
-        _merge_rows(merged, final, ended)
+        merge_rows(merged, final, ended)
         out_info["final_observation"], out_info["_final_observation"] = merged, ended.copy()
 
     def close(self) -> None:

@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 from rlinf_core.errors import ConfigError, suggestion_text
 
-from rlinf_envs_embodied.envs.gym_vector import RENDER_CONTEXT, GymVectorEnv, ObsMapper, is_chunk
+from rlinf_envs_embodied.envs.gym_vector import RENDER_CONTEXT, GymVectorEnv, ObsMapper, is_chunk, merge_rows
 from rlinf_envs_embodied.options import MANISKILL_BACKENDS, ManiSkillOptions, cfg_get, plain, section_of
 
 PIP_HINT = "pip install 'rlinf-envs-embodied[maniskill]'"
@@ -219,15 +219,6 @@ class ManiSkillCPUEnv(GymVectorEnv):
 # --------------------------------------------------------------------------- GPU backend
 
 
-def _set_rows(dst: dict[str, Any], src: dict[str, Any], mask: Any) -> None:
-    """``dst[...][mask] = src[...][mask]`` for every tensor of two nested obs dicts, in place."""
-    for k, value in src.items():
-        if isinstance(value, dict):
-            _set_rows(dst[k], value, mask)
-        else:
-            dst[k][mask] = value[mask]
-
-
 def _clone(obs: dict[str, Any]) -> dict[str, Any]:
     return {k: _clone(v) if isinstance(v, dict) else v.clone() for k, v in obs.items()}
 
@@ -329,7 +320,7 @@ class ManiSkillGPUEnv:
         if finals:
             final, mask = _clone(out_obs), torch.zeros(n, dtype=torch.bool, device=self.device)
             for mapped, ended in finals:  # a later episode's end overwrites an earlier one's
-                _set_rows(final, mapped, ended)
+                merge_rows(final, mapped, ended)
                 mask |= ended
             out_info["final_observation"], out_info["_final_observation"] = final, mask
         if not chunked:
