@@ -34,6 +34,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -436,7 +437,7 @@ class EmbodiedFlow:
         return self.rt.offload_enabled
 
     def _phase(self, *groups: str) -> Any:
-        return self.rt.phase(*groups) if self._collocated else _null()
+        return self.rt.phase(*groups) if self._collocated else nullcontext()
 
     def _rollout_threads(self) -> Any:
         """Inline: torch's threads capped, for the rollout, at the cores the env's worker processes
@@ -445,9 +446,9 @@ class EmbodiedFlow:
 
         env = self.rt["env"]
         if env.concurrent:  # Ray: each rank has its CPU share as OMP_NUM_THREADS
-            return _null()
+            return nullcontext()
         procs = sum(env.call("worker_processes").result())
-        return torch_threads_at_most(usable_cpus() - procs) if procs else _null()
+        return torch_threads_at_most(usable_cpus() - procs) if procs else nullcontext()
 
     def _sync_weights(self) -> None:
         """Actor -> rollout: rank 0's state dict moves as a handle (never through the driver under Ray)."""
@@ -782,11 +783,3 @@ class _EmbodiedLogger(RunLogger):
         key = "env/success_rate" if any(r.get("env/success_rate", 0) > 0 for r in rows) else "env/episode_return"
         name = "success rate" if key == "env/success_rate" else "episode return"
         return plot_curve(rows, self.run_dir / "reward_curve.png", key=key, title=f"{curve_title}: {name} per step")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

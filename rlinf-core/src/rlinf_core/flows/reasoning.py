@@ -19,6 +19,7 @@ import math
 import random
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,7 @@ class ReasoningFlow:
             part = {k: v[bounds[j]:bounds[j + 1]] for k, v in rows.items()}
             part["sampling"] = sampling or sampling_params(self.cfg, seed=seed * 1009 + j)
             mbs.append(part)
-        with self.rt.phase("rollout", "reward") if self._collocated else _null():
+        with self.rt.phase("rollout", "reward") if self._collocated else nullcontext():
             outs = run_stage_pipeline([(rollout, "generate"), (self.rt["reward"], "score")], mbs)
         merged: dict[str, list] = {}
         for out in outs:
@@ -355,7 +356,7 @@ class ReasoningFlow:
         """Actor -> rollout engines: buckets move as handles (object references under Ray)."""
         self.version += 1
         actor, rollout = self.rt["actor"], self.rt["rollout"]
-        with self.rt.phase("actor", "rollout") if self._collocated else _null():
+        with self.rt.phase("actor", "rollout") if self._collocated else nullcontext():
             n = actor.call("prepare_weights", int(self.cfg.rollout.weight_sync_bucket_mb) << 20).result()[0]
             pending = [rollout.call("receive_weights", actor.call("weight_bucket", b, ranks=[0]).handles[0]) for b in range(n)]
             for f in pending:
@@ -413,17 +414,17 @@ class ReasoningFlow:
                                                penalty_factor=float(a.overlong_penalty_factor))
         t = time.perf_counter()
         if self.use_reference:
-            with self.rt.phase("reference") if self._collocated else _null():
+            with self.rt.phase("reference") if self._collocated else nullcontext():
                 batch["ref_log_probs"] = torch.cat([o["log_probs"] for o in self._map_rows(
                     "reference", "compute_log_probs", batch, temperature=self.temperature)])
             timings["time/reference_s"] = time.perf_counter() - t
         if self.use_critic:
             t = time.perf_counter()
-            with self.rt.phase("critic") if self._collocated else _null():
+            with self.rt.phase("critic") if self._collocated else nullcontext():
                 batch["old_values"] = torch.cat(self._map_rows("critic", "compute_values", batch)).float()
             timings["time/values_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        with self.rt.phase("actor") if self._collocated else _null():
+        with self.rt.phase("actor") if self._collocated else nullcontext():
             if a.recompute_logprobs or "rollout_log_probs" not in batch:
                 batch["old_log_probs"] = torch.cat([o["log_probs"] for o in self._map_rows(
                     "actor", "compute_log_probs", batch, temperature=self.temperature)])
@@ -435,13 +436,13 @@ class ReasoningFlow:
         metrics: dict[str, float] = {}
         if self.use_critic:
             t = time.perf_counter()
-            with self.rt.phase("critic") if self._collocated else _null():
+            with self.rt.phase("critic") if self._collocated else nullcontext():
                 critic_batch = {k: batch[k] for k in ("input_ids", "attention_mask", "response_mask", "old_values", "returns")}
                 metrics.update(self._update("critic", critic_batch, ValueObjective(
                     a.loss_agg_func or "token-mean", a.value_clip, a.huber_delta), step))
             timings["time/critic_update_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        with self.rt.phase("actor") if self._collocated else _null():
+        with self.rt.phase("actor") if self._collocated else nullcontext():
             keys = ["input_ids", "attention_mask", "response_mask", "old_log_probs", "advantages"]
             if "ref_log_probs" in batch and a.use_kl_loss:
                 keys.append("ref_log_probs")
@@ -558,11 +559,3 @@ class ReasoningFlow:
             result = self._eval_records(records, step)
         result["step"] = float(step)
         return result
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
