@@ -19,8 +19,8 @@ Both sides get, per seed, the same task and hyper-parameters (the flags below):
 - the policy: rlinf's ``mlp`` (separate actor and critic MLPs of ``--layers`` x ``--hidden`` tanh, orthogonal
   init, gains sqrt(2) / 0.01 / 1) and SB3's ``MlpPolicy`` with ``net_arch=dict(pi=[h]*L, vf=[h]*L)``,
   ``Tanh``, ``ortho_init`` (the same construction);
-- one torch thread each (``--threads``, ``--sb3-threads``); seeds alternate rlinf / SB3 so that a change of machine load
-  hits both.
+- one torch thread each by default (``--threads``, ``--sb3-threads``); seeds alternate rlinf / SB3 so that a
+  change of machine load hits both.
 
 rlinf runs the public path of ``rlinf run``: ``examples/embodied/cartpole_ppo_cpu.yaml`` (or
 ``metaworld_reach_ppo_cpu.yaml``) with key=value overrides, ``load_config`` + ``validate_config``, the
@@ -412,6 +412,7 @@ def main() -> int:
 
     import stable_baselines3
     import torch
+    from rlinf_core.runtime.threads import usable_cpus
 
     logging.basicConfig(level=logging.WARNING)
     if args.sb3_threads is None:
@@ -456,7 +457,7 @@ def main() -> int:
 
     print(f"\n{args.env_id}, {rows * updates} env steps ({updates} rollouts of {args.n_envs} x {args.n_steps}), "
           f"seeds {seeds}, torch threads rlinf {args.threads}, SB3 {args.sb3_threads}; env stepping: rlinf {args.vectorization}"
-          f"{f' ({args.workers or len(os.sched_getaffinity(0))} slices)' if args.vectorization == 'async' else ''}, "
+          f"{f' ({args.workers or usable_cpus()} slices)' if args.vectorization == 'async' else ''}, "
           f"SB3 {'SubprocVecEnv' if (args.sb3_vectorization or args.vectorization) == 'async' else 'DummyVecEnv'}; "
           "means over seeds")
     head = (f"{'':7}{'wall s':>8}{'steps/s':>9}{'per CPU s':>10}{'rollout/s':>10}{'rollout s':>10}{'update s':>9}"

@@ -28,7 +28,6 @@ What ``step`` returns, beyond the interface's shapes:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +36,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space, iterate
 from rlinf_core.errors import ConfigError
+from rlinf_core.runtime.threads import usable_cpus
 
 from rlinf_envs_embodied.envs.sliced_vector import SlicedAsyncVectorEnv
 
@@ -219,7 +219,7 @@ class GymVectorEnv:
                  context: str | None = None):
         mode = gym.vector.AutoresetMode.DISABLED  # auto_reset is done here (_step)
         if vectorization == "async":
-            workers = min(len(env_fns), num_workers or len(os.sched_getaffinity(0)))
+            workers = min(len(env_fns), num_workers or usable_cpus())
             self._venv = SlicedAsyncVectorEnv(env_fns, workers, autoreset_mode=mode, context=context, in_process=True)
         else:
             self._venv = gym.vector.SyncVectorEnv(list(env_fns), autoreset_mode=mode)
