@@ -1,7 +1,7 @@
 """TEST-ONLY shim that lets megatron-core run on a CPU-only torch (never imported by library code).
 
 megatron-core assumes CUDA in places that have nothing to do with the math: it calls
-``torch.cuda.current_device()`` and ``torch.cuda.synchronize()``, creates small bookkeeping tensors with ``device="cuda"`` and calls
+``torch.cuda.current_device()`` and ``torch.cuda.synchronize()``, creates small bookkeeping tensors with ``device="cuda"`` (or in pinned memory) and calls
 ``Tensor.cuda()``. :func:`install` redirects those to the CPU for the whole process (it is
 process-global: call it only in test processes and CPU benchmarks), and sets up megatron's RNG
 tracker the way a CPU torch allows (``inference_rng_tracker=True``).
@@ -34,6 +34,8 @@ class _CudaToCpu(TorchFunctionMode):
             return args[0]
         if "device" in kwargs:
             kwargs["device"] = _cpu(kwargs["device"])
+        if kwargs.get("pin_memory"):  # pinned host memory needs an accelerator
+            kwargs["pin_memory"] = False
         if func in (torch.Tensor.to,) and len(args) > 1 and (isinstance(args[1], (str, torch.device))
                                                             and str(args[1]).startswith("cuda")):
             args = (args[0], torch.device("cpu"), *args[2:])

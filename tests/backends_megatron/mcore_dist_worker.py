@@ -1,6 +1,7 @@
 """One rank of the two-process megatron tests (run by ``torch.distributed.run``; see test_megatron_distributed.py).
 
-argv: MODEL_DIR OUT_DIR LAYOUT, LAYOUT one of ``tp2``, ``pp2``, ``dp2``, ``ep2`` (an MoE model), ``pp2vpp2`` (4 layers), ``tp2pp2``. Rank 0 writes
+argv: MODEL_DIR OUT_DIR LAYOUT, LAYOUT one of ``tp2``, ``pp2``, ``dp2``, ``ep2`` (an MoE model), ``pp2vpp2`` (4 layers), ``tp2pp2``,
+``cp2`` (context parallel), ``cp2pp2``, ``tp2cp2``. Rank 0 writes
 what the test compares with one process. ``MCORE_TEST_DEVICE=cuda``: NCCL on one GPU per rank (GPU tests);
 otherwise gloo on the CPU under the test shim.
 """
@@ -24,6 +25,9 @@ LAYOUTS = {
     "ep2": {"expert_model_parallel_size": 2},
     "pp2vpp2": {"pipeline_model_parallel_size": 2, "virtual_pipeline_model_parallel_size": 2},
     "tp2pp2": {"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 2},
+    "cp2": {"context_parallel_size": 2},
+    "cp2pp2": {"context_parallel_size": 2, "pipeline_model_parallel_size": 2},
+    "tp2cp2": {"tensor_model_parallel_size": 2, "context_parallel_size": 2},
 }
 
 
@@ -66,6 +70,16 @@ def main(model_dir: str, out: str, layout: str) -> None:
     res["reloaded"] = weights(actor)
     res["step2_again"] = actor.train_step(shard(random_batch(8, vocab=17, seed=3)), PGLoss())
     res["params2_again"] = weights(actor)
+    if layout == "cp2":  # a critic too: its values are computed per CP rank's tokens and gathered
+        from mcore_helpers import critic_batch
+        from omegaconf import OmegaConf
+        from rlinf_core.flows.objectives import ValueObjective
+
+        critic_cfg = OmegaConf.merge(cfg, {"critic": {"optim": {"lr": 1e-2}}})
+        critic = MegatronBackend(critic_cfg, role="critic", rank=rank, world_size=world, device=device)
+        batch = critic_batch()
+        res["critic_steps"] = [critic.train_step(shard(batch), ValueObjective()) for _ in range(2)]
+        res["critic_values"] = gather(critic.compute_values(shard(batch)).to(device))
     if rank == 0:
         torch.save(res, os.path.join(out, "result.pt"))
     dist.barrier()

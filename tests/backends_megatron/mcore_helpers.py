@@ -43,6 +43,14 @@ def random_batch(rows: int, *, vocab: int, prompt: int = 5, response: int = 4, s
             "old_log_probs": torch.zeros(rows, response)}
 
 
+def critic_batch() -> dict[str, torch.Tensor]:
+    """A value-regression batch: random returns on the response tokens, old values 0."""
+    batch = random_batch(8, vocab=17, seed=3)
+    batch["old_values"] = torch.zeros_like(batch["advantages"])
+    batch["returns"] = torch.randn(batch["advantages"].shape, generator=torch.Generator().manual_seed(1)) * batch["response_mask"]
+    return batch
+
+
 class PGLoss:
     """Token-mean policy gradient with an entropy term: exercises log-probs and entropy gradients."""
 

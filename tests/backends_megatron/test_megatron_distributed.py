@@ -2,7 +2,8 @@
 
 Layouts on two processes: TP = 2; PP = 2 (megatron-core's 1F1B schedule over gloo send/recv); DP = 2;
 EP = 2 (Qwen2-MoE, experts split over ranks); PP = 2 with two virtual stages (interleaved schedule,
-4 layers). On four processes: TP = 2 x PP = 2. Sequence parallelism is not covered: it needs Apex's
+4 layers); CP = 2 (context parallel: each rank holds half of every sequence's columns). On four
+processes: TP = 2 x PP = 2, CP = 2 x PP = 2, TP = 2 x CP = 2. Sequence parallelism is not covered: it needs Apex's
 fused norm, and megatron-core's torch-norm fallback refuses it. Each run takes 25-40 s on two loaded
 cores, so they are marked slow (the ``megatron`` nox session runs them).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from mcore_helpers import PGLoss, hf_log_probs, make_config, random_batch
+from mcore_helpers import PGLoss, critic_batch, hf_log_probs, make_config, random_batch
 from safetensors.torch import load_file
 
 WORKER = Path(__file__).with_name("mcore_dist_worker.py")
@@ -61,7 +62,7 @@ def one_process():
 @pytest.mark.slow
 @pytest.mark.parametrize(("layout", "model", "nproc"), [
     ("tp2", "qwen2", 2), ("pp2", "qwen2", 2), ("dp2", "qwen2", 2), ("ep2", "qwen2_moe", 2), ("pp2vpp2", "qwen2x4", 2),
-    ("tp2pp2", "qwen2", 4),
+    ("tp2pp2", "qwen2", 4), ("cp2", "qwen2", 2), ("cp2pp2", "qwen2", 4), ("tp2cp2", "qwen2", 4),
 ])
 def test_several_processes_equal_one(layout, model, nproc, qwen2_dir, moe_dirs, qwen2_4layer_dir, tmp_path, one_process):
     model_dir = {"qwen2": qwen2_dir, "qwen2_moe": moe_dirs["qwen2_moe"], "qwen2x4": qwen2_4layer_dir}[model]
@@ -85,3 +86,17 @@ def test_several_processes_equal_one(layout, model, nproc, qwen2_dir, moe_dirs, 
     assert res["step2_again"] == res["step2"]
     for name, value in res["params2"].items():
         assert torch.equal(res["params2_again"][name], value), name
+    if "critic_values" in res:  # the same two value steps in one process
+        from omegaconf import OmegaConf
+        from rlinf_backends_megatron.megatron_backend import MegatronBackend
+        from rlinf_core.flows.objectives import ValueObjective
+
+        cfg = OmegaConf.merge(make_config(model_dir, micro_batch_size=2), {"critic": {"optim": {"lr": 1e-2}}})
+        critic = MegatronBackend(cfg, role="critic")
+        for got in res["critic_steps"]:
+            want = critic.train_step(critic_batch(), ValueObjective())
+            assert got["loss"] == pytest.approx(want["loss"], abs=1e-6)
+            assert got["grad_norm"] == pytest.approx(want["grad_norm"], rel=1e-5)
+        values = critic.compute_values(critic_batch())
+        assert float(values.abs().max()) > 1e-2  # the value head learned, so the comparison bites
+        torch.testing.assert_close(res["critic_values"], values, atol=5e-5, rtol=0)

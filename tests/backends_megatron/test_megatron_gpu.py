@@ -1,4 +1,4 @@
-"""The megatron backend on CUDA (``@pytest.mark.gpu``): TP = 2 / PP = 2 training steps over NCCL with
+"""The megatron backend on CUDA (``@pytest.mark.gpu``): TP = 2 / PP = 2 / CP = 2 training steps over NCCL with
 megatron-core's own optimizer, and a GRPO step with the SGLang rollout engine. Skipped without CUDA."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def _gpus(n: int) -> None:
         pytest.skip(f"needs {n} CUDA GPUs")
 
 
-@pytest.mark.parametrize(("layout", "gpus"), [("tp2", 2), ("pp2", 2), ("tp2pp2", 4)])
+@pytest.mark.parametrize(("layout", "gpus"), [("tp2", 2), ("pp2", 2), ("cp2", 2), ("tp2pp2", 4)])
 def test_parallel_training_steps_on_gpus(layout, gpus, qwen2_dir, tmp_path):
     _gpus(gpus)
     res = run_worker(qwen2_dir, tmp_path, layout, nproc=gpus, env={"MCORE_TEST_DEVICE": "cuda"})

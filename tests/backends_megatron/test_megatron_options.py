@@ -27,8 +27,8 @@ def test_rlinf_keys_parse_and_unknown_keys_suggest_the_right_name():
 def test_bad_values_are_named():
     with pytest.raises(MegatronConfigError, match="pipeline_model_parallel_size: must be an integer >= 1, got 0"):
         MegatronOptions.from_config(_cfg(pipeline_model_parallel_size=0))
-    with pytest.raises(MegatronConfigError, match="context_parallel_size=2: context parallelism is not supported"):
-        MegatronOptions.from_config(_cfg(context_parallel_size=2))
+    with pytest.raises(MegatronConfigError, match="context_parallel_size: must be an integer >= 1, got 0"):
+        MegatronOptions.from_config(_cfg(context_parallel_size=0))
     with pytest.raises(MegatronConfigError, match="needs recompute_method"):
         MegatronOptions.from_config(_cfg(recompute_granularity="full"))
 
@@ -46,6 +46,10 @@ def test_layout_problems_name_keys_and_numbers():
                for p in ep.layout_problems(3, num_layers=2, num_heads=2, num_kv_heads=2, num_experts=8))
     assert MegatronOptions.from_config(_cfg(tensor_model_parallel_size=2)).layout_problems(
         4, num_layers=2, num_heads=4, num_kv_heads=2) == []
+    cp = MegatronOptions.from_config(_cfg(tensor_model_parallel_size=2, context_parallel_size=2))
+    assert cp.layout_problems(4, num_layers=2, num_heads=4, num_kv_heads=2) == []
+    assert any("x context_parallel_size (2) = 4 does not divide the actor's world size (6)" in p
+               for p in cp.layout_problems(6, num_layers=2, num_heads=4, num_kv_heads=2))
 
 
 def test_plugin_validates_only_for_the_megatron_backend():

@@ -1,6 +1,6 @@
 """The ``megatron`` training backend: a megatron-core ``GPTModel`` built from a Hugging Face causal LM
 (actor / reference; a critic is the same decoder with a linear value head in place of the LM head),
-trained with tensor, pipeline (also interleaved) and expert parallelism.
+trained with tensor, pipeline (also interleaved), context and expert parallelism.
 
 Config it reads: ``actor.model.model_path`` (a Hugging Face directory; or ``actor.model.config`` to
 build one from scratch seeded by ``actor.seed``), ``actor.model.precision``, ``actor.micro_batch_size``,
@@ -11,8 +11,10 @@ build one from scratch seeded by ``actor.seed``), ``actor.model.precision``, ``a
 Data layout: the flow gives each rank its own rows. The ranks holding one copy of the model (the
 model-parallel group: TP x PP) gather their rows, run them together through megatron-core's pipeline
 schedule (``get_forward_backward_func``) in ``micro_batch_size`` micro-batches, and each rank returns
-the outputs of its own rows. Data-parallel replicas (world size / (TP x PP)) sum their gradients
-(megatron-core's ``DistributedDataParallel``; losses are normalised by the step's global counts).
+the outputs of its own rows. Context-parallel ranks (CP > 1) join that group and split its columns
+(:mod:`rlinf_backends_megatron.context_parallel`). Data-parallel replicas (world size / (TP x PP x CP))
+and CP ranks sum their gradients (megatron-core's ``DistributedDataParallel``; losses are normalised by
+the step's global counts).
 
 Log-probs and entropy are computed on vocabulary-parallel logits (``vocab_parallel_cross_entropy``),
 with the padded vocabulary rows masked out. Weights stream out with Hugging Face names one tensor
@@ -87,11 +89,12 @@ def _ensure_process_group(world_size: int, device: torch.device) -> None:
 def _init_parallel_state(options: MegatronOptions) -> None:
     from megatron.core import parallel_state as ps
 
-    want = (options.tensor_model_parallel_size, options.pipeline_model_parallel_size)
+    want = (options.tensor_model_parallel_size, options.pipeline_model_parallel_size, options.context_parallel_size)
     if ps.model_parallel_is_initialized():
-        have = (ps.get_tensor_model_parallel_world_size(), ps.get_pipeline_model_parallel_world_size())
+        have = (ps.get_tensor_model_parallel_world_size(), ps.get_pipeline_model_parallel_world_size(),
+                ps.get_context_parallel_world_size())
         if have != want:
-            raise RuntimeError(f"megatron backend: this process already holds a megatron model with (TP, PP) = {have}; "
+            raise RuntimeError(f"megatron backend: this process already holds a megatron model with (TP, PP, CP) = {have}; "
                                f"a second one with {want} cannot share it (give every role the same actor.megatron)")
         return
     ps.initialize_model_parallel(
@@ -120,6 +123,14 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 def _is_expert(param: torch.nn.Parameter) -> bool:
     return not getattr(param, "allreduce", True)
+
+
+def _replica_rank(param: torch.nn.Parameter) -> int:
+    """Which copy of ``param`` this rank holds: its rank among the ranks holding the same shard
+    (data-parallel, and context-parallel for dense parameters; expert-data-parallel for experts)."""
+    from megatron.core import parallel_state as ps
+
+    return ps.get_expert_data_parallel_rank() if _is_expert(param) else ps.get_data_parallel_rank(with_context_parallel=True)
 
 
 class _ValueHead(torch.nn.Module):
@@ -264,9 +275,18 @@ class MegatronBackend:
     def _build_model(self) -> list[torch.nn.Module]:
         from megatron.core.models.gpt import GPTModel
         from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+        from megatron.core.transformer.enums import AttnMaskType
 
         spec = get_gpt_layer_local_spec(num_experts=num_experts(self.hf_config) if self.arch.moe else None,
                                         moe_grouped_gemm=False, qk_layernorm=self.arch.qk_norm, normalization="RMSNorm")
+        attention = spec.submodules.self_attention
+        # the mask given to the model (causal and padding) is the one to apply: with the spec's "causal" type,
+        # megatron's fused CUDA softmax would apply its own causal mask and ignore the padding of left-padded rows
+        attention.params = {**attention.params, "attn_mask_type": AttnMaskType.padding}
+        if self.options.context_parallel_size > 1:
+            from rlinf_backends_megatron.context_parallel import ContextParallelAttention
+
+            attention.submodules.core_attention = ContextParallelAttention
         self.padded_vocab = padded_vocab_size(int(self.hf_config.vocab_size), self.options.make_vocab_size_divisible_by,
                                               self.options.tensor_model_parallel_size)
         vpp = self.options.virtual_pipeline_model_parallel_size
@@ -370,14 +390,12 @@ class MegatronBackend:
 
     def _export_plan(self) -> list[tuple[str, int, list[tuple[str, tuple[int, ...]]]]]:
         """Every parameter in Hugging Face order with the global rank that exports it and its HF shapes."""
-        from megatron.core import parallel_state as ps
-
         mine = []
         for i, (name, param) in enumerate(self._named_params()):
             if (self.tied or self.role == "critic") and name.startswith("output_layer."):
                 continue
             tp_rank, _, _ = self._tp(param)
-            dp_rank = ps.get_expert_data_parallel_rank() if _is_expert(param) else ps.get_data_parallel_rank()
+            dp_rank = _replica_rank(param)
             if tp_rank == 0 and dp_rank == 0:
                 src = hf_sources(name, self.arch, tied=self.tied)
                 mine.append((name, dist.get_rank(), [(n, self._hf_shapes[n]) for n in src.names], i))
@@ -432,25 +450,31 @@ class MegatronBackend:
     # ------------------------------------------------------------------ batches
 
     def _gather_rows(self, batch: Mapping[str, Any]) -> tuple[dict[str, Any], int, int]:
-        """The rows of every rank in this rank's model-parallel group, concatenated; ``(batch, start, rows)``
-        where ``start:start + rows`` are this rank's own rows."""
+        """The rows of every rank in this rank's model-parallel group (TP x PP, and the CP ranks, which split
+        the same rows' columns), concatenated; ``(batch, start, rows)`` where ``start:start + rows`` are this
+        rank's own rows. Every rank of the group ends with the same batch: the CP peers' rows first merge,
+        then the model-parallel group's."""
         from megatron.core import parallel_state as ps
 
         rows = int(batch["input_ids"].shape[0])
-        group = ps.get_model_parallel_group()
-        size = dist.get_world_size(group)
-        if size == 1:
-            return dict(batch), 0, rows
         tensors = {k: v.cpu() for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == rows}
-        parts: list[Any] = [None] * size
-        dist.all_gather_object(parts, tensors, group=group)
-        widths = {p["input_ids"].shape[1] for p in parts}
-        if len(widths) > 1:
-            raise ValueError(f"megatron backend: the ranks of one model-parallel group got batches of different widths "
-                             f"{sorted(widths)}; pad every rank's batch to the same length")
-        me = dist.get_rank(group)
-        start = sum(int(p["input_ids"].shape[0]) for p in parts[:me])
-        merged = {k: torch.cat([p[k] for p in parts]) for k in tensors}
+        start = 0
+        for group in (ps.get_context_parallel_group(), ps.get_model_parallel_group()):
+            size = dist.get_world_size(group)
+            if size == 1:
+                continue
+            parts: list[Any] = [None] * size
+            dist.all_gather_object(parts, tensors, group=group)
+            widths = {p["input_ids"].shape[1] for p in parts}
+            if len(widths) > 1:
+                raise ValueError(f"megatron backend: the ranks of one model-parallel group got batches of different "
+                                 f"widths {sorted(widths)}; pad every rank's batch to the same length")
+            me = dist.get_rank(group)
+            start += sum(int(p["input_ids"].shape[0]) for p in parts[:me])
+            tensors = {k: torch.cat([p[k] for p in parts]) for k in tensors}
+        if start == 0 and int(tensors["input_ids"].shape[0]) == rows:
+            return dict(batch), 0, rows
+        merged: dict[str, Any] = dict(tensors)
         merged.update({k: v for k, v in batch.items() if k not in tensors})
         return merged, start, rows
 
@@ -469,8 +493,9 @@ class MegatronBackend:
         hi = max(int(used[-1]) + 1, prompt) if used.numel() else prompt
         kept = hi - prompt
         ids_t, attn_t = ids[:, lo:hi], attn[:, lo:hi]
-        tp = self.options.tensor_model_parallel_size
-        extra = (-ids_t.shape[1]) % tp
+        cp = self.options.context_parallel_size
+        multiple = self.options.tensor_model_parallel_size * (2 * cp if cp > 1 else 1)
+        extra = (-ids_t.shape[1]) % multiple
         if self.options.expert_model_parallel_size > 1:
             # experts exchange tokens across data-parallel ranks: every rank must bring as many
             want = torch.tensor([ids_t.shape[1] + extra], device=self.device)
@@ -487,6 +512,15 @@ class MegatronBackend:
             "_ids": ids_t, "_pos": pos, "_mask": ~allowed[:, None],  # True = masked out
             "_labels": ids[:, prompt:hi], "_first": prompt - 1 - lo, "_kept": kept,
         }
+        if cp > 1:  # this rank's columns (and mask rows); _targets: the token each column predicts
+            from megatron.core import parallel_state as ps
+
+            from rlinf_backends_megatron.context_parallel import local_positions
+
+            mine = local_positions(width, cp, ps.get_context_parallel_rank())
+            targets = torch.nn.functional.pad(ids_t[:, 1:], (0, 1))
+            inputs.update(_ids=ids_t[:, mine], _pos=pos[:, mine], _mask=inputs["_mask"][:, :, mine],
+                          _targets=targets[:, mine])
         return inputs, width, kept
 
     def _micro_batches(self, batch: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -516,13 +550,28 @@ class MegatronBackend:
         first, kept = int(mb["_first"]), int(mb["_kept"])
         mask = mb["response_mask"]
         rows, resp = mask.shape
+        if ps.get_context_parallel_world_size() > 1:
+            # logits of this rank's columns: per-token results over them, gathered, then the response's columns
+            from rlinf_backends_megatron.context_parallel import gather_sequence
+
+            group = ps.get_context_parallel_group()
+
+            def response(per_token: torch.Tensor) -> torch.Tensor:
+                full = gather_sequence(per_token, dim=1, group=group, reduce_grad=False)
+                return torch.nn.functional.pad(full[:, first:first + kept], (0, resp - kept)) * mask
+
+            x, labels = logits, mb["_targets"]
+        else:
+            def response(per_token: torch.Tensor) -> torch.Tensor:
+                return torch.nn.functional.pad(per_token, (0, resp - kept)) * mask
+
+            x, labels = logits[:, first:first + kept], mb["_labels"]
         if self.role == "critic":  # (b, T, 1) values: V of the state before each response token
-            values = logits[:, first:first + kept, 0].float() if kept else logits.new_zeros(rows, 0)
-            return {"values": torch.nn.functional.pad(values, (0, resp - kept)) * mask}
+            return {"values": response(x[..., 0].float())}
         if kept == 0:
             zeros = torch.zeros(rows, resp, device=logits.device)
             return {"log_probs": zeros, **({"entropy": zeros} if with_entropy else {})}
-        x = logits[:, first:first + kept].float()
+        x = x.float()
         if temperature != 1.0:
             x = x / temperature
         part = x.shape[-1]
@@ -530,11 +579,9 @@ class MegatronBackend:
         if start + part > self.shapes.vocab_size:  # padded vocabulary rows never win
             pad = torch.arange(start, start + part, device=x.device) >= self.shapes.vocab_size
             x = x.masked_fill(pad, _MASKED_LOGIT)
-        labels = mb["_labels"].to(x.device)
-        logp = -vocab_parallel_cross_entropy(x.clone(), labels)
-        out = {"log_probs": torch.nn.functional.pad(logp, (0, resp - kept)) * mask}
+        out = {"log_probs": response(-vocab_parallel_cross_entropy(x.clone(), labels.to(x.device)))}
         if with_entropy:
-            out["entropy"] = torch.nn.functional.pad(self._entropy(x), (0, resp - kept)) * mask
+            out["entropy"] = response(self._entropy(x))
         return out
 
     @staticmethod
@@ -719,14 +766,12 @@ class MegatronBackend:
         the Hugging Face tensors to global rank 0 (point to point), which yields them. Other ranks
         yield nothing. No rank ever holds more than one full parameter.
         """
-        from megatron.core import parallel_state as ps
-
         me = dist.get_rank()
         local = dict(self._named_params())
         for name, owner, hf in self._plan:
             param = local.get(name)
             if param is not None:  # data-parallel replicas other than the first do not take part
-                dp = ps.get_expert_data_parallel_rank() if _is_expert(param) else ps.get_data_parallel_rank()
+                dp = _replica_rank(param)
                 param = param if dp == 0 else None
             if param is not None:
                 pieces = self._tp_gather(param, self._split[name])

@@ -155,10 +155,6 @@ class MegatronOptions:
         values["precision"] = "bf16" if optim.get("bf16") else "fp16" if optim.get("fp16") else None
         if optim.get("loss_scale") is not None:
             values["loss_scale"] = float(optim["loss_scale"])
-        cp = values.get("context_parallel_size", 1)
-        if cp > 1:
-            problems.append(f"actor.megatron.context_parallel_size={cp}: context parallelism is not supported by this "
-                            "backend yet (it needs Transformer Engine attention over packed sequences); set it to 1")
         vpp = values.get("virtual_pipeline_model_parallel_size")
         if vpp is not None and vpp > 1 and values.get("pipeline_model_parallel_size", 1) < 2:
             problems.append(f"actor.megatron.virtual_pipeline_model_parallel_size={vpp} needs "
