@@ -225,10 +225,11 @@ def authoring(session: nox.Session) -> None:
 @ci_session
 def megatron(session: nox.Session) -> None:
     """The megatron training backend on the CPU (tests/backends_megatron, slow ones included; no GPU tests):
-    megatron-core under a test-only CUDA shim, two-process TP / PP / DP / EP / virtual-PP runs over gloo,
-    and GRPO / PPO through the reasoning flow. Measured 2026-11-28 on the 2-core dev machine under a load average
-    of 7-13: 268 s wall from scratch (pip install 140 s, 24 tests 127 s, of which 5 two-process runs 25-40 s each;
-    the four-process TP x PP run added since takes about 32 s more). A default session (CI)."""
+    megatron-core under a test-only CUDA shim, two-process TP / PP / DP / EP / virtual-PP / CP runs over gloo,
+    four-process TP x PP, CP x PP and TP x CP, and GRPO / PPO through the reasoning flow. Measured 2026-11-28 on the
+    2-core dev machine under a load average of 7-13: 268 s wall from scratch (pip install 140 s, 24 tests 127 s, of
+    which 5 two-process runs 25-40 s each; the four-process TP x PP run added since takes about 32 s more). The
+    context-parallel runs (2026-12-03) add about 110 s: the whole directory took 298 s of tests. A default session (CI)."""
     session.install(*CONSTRAINTS, "./rlinf-core", "./rlinf-algos", "./rlinf-backends-fsdp",
                     "./rlinf-backends-megatron[megatron]", *TEST_DEPS)
     session.run("pytest", "tests/backends_megatron", "-p", "no:cacheprovider", "-m", "not gpu", *session.posargs,
