@@ -1,7 +1,17 @@
-"""Rollout throughput of the tiny VLAs (``openvla``, ``openvla_oft``, ``pi0``) on rlinf/InstructionTargets-v0.
+"""Rollout throughput of the tiny VLAs (``openvla``, ``openvla_oft``, ``pi0``) on rlinf/InstructionTargets-v0,
+and of the real-size OpenVLA-OFT.
 
 1. Batched sampling: actions per second of ``policy.sample`` at several batch sizes (one env step's
    worth of actions per row: ``K`` actions for a chunk), with the ratio to batch size 1.
+   ``--real-size``: the same for ``openvla_oft`` at the published OpenVLA(-OFT) 7B architecture
+   (``actor.model.config.architecture: openvla_7b``, :func:`rlinf_envs_embodied.vla.prismatic.openvla_7b_config`:
+   DINOv2 ViT-L/14 + SigLIP so400m/14 at 224 px, fused MLP projector, Llama-2 7B) with random weights, made
+   directly on ``--device`` in ``--dtype``, in OpenVLA-OFT's LIBERO setting (:data:`LIBERO`: two 224 px
+   cameras, 8-D proprio, 7-D actions in chunks of 8) on random observations; it prints the parameter count,
+   and per batch size the time of one ``sample`` call, actions/s and the peak device memory. Without a GPU the
+   device defaults to ``meta``: the model is built (no memory) and counted, nothing is timed. With no Llama-2
+   tokenizer offline, prompts are cut into words and punctuation (30 tokens for :data:`LIBERO`'s, about 35 with
+   Llama-2's), beside 2 x 256 patch tokens, the proprio token and 56 action tokens.
 2. ``--pipeline``: the embodied flow's env and rollout workers (``run_env_rollout_loop``), env steps per
    second when env and policy are in separate Ray processes, sequential (``pipeline_stage_num`` 1)
    vs pipelined (2 and 4 micro-batches), as a ratio to the sequential run; the inline run, also with the
@@ -14,6 +24,13 @@
     python benchmarks/vla_rollout.py                      # needs rlinf-envs-embodied[vla]
     python benchmarks/vla_rollout.py --pipeline --models openvla_oft   # also needs rlinf-core[ray]
     python benchmarks/vla_rollout.py --pipeline --models openvla_oft --sim metaworld --sizes   # and [metaworld]
+    python benchmarks/vla_rollout.py --real-size --sizes 1 8 32 128   # a GPU with 20+ GB; --device, --dtype bf16
+
+No GPU was available when ``--real-size`` was written, so it has no measured numbers yet. It ran here on the
+``meta`` device (build and count: 7,526,000,880 parameters in the VLA, 7,542,819,056 with OFT's proprio projector;
+``tests/envs_embodied/vla/test_vla_real_size.py``), and, to try its sampling path, on the CPU with the real widths
+but 1 language-model layer and 2 layers per vision tower (a local override of ``prismatic.ARCHITECTURES``, bf16 and
+fp32): ``sample`` ran, and ``evaluate`` re-scored its actions to the same log-probs.
 
 Timings on a shared machine are inflated by the load: compare the ratios, not the absolute numbers.
 
@@ -57,6 +74,10 @@ import time
 from types import SimpleNamespace
 
 ENV_ID = "rlinf_envs_embodied.envs.instruction_targets:rlinf/InstructionTargets-v0"
+#: OpenVLA-OFT's LIBERO setting (its published LIBERO checkpoints): a third-person and a wrist camera at 224 px,
+#: 8-D proprio (end-effector position 3, axis-angle 3, gripper 2), 7-D actions in chunks of 8.
+LIBERO = {"cameras": ("agentview", "wrist"), "image_size": 224, "state_dim": 8, "action_dim": 7, "num_action_chunks": 8,
+          "instruction": "pick up the black bowl between the plate and the ramekin and place it on the plate"}
 #: The tiny models of examples/embodied/<model>_instruction_cpu.yaml.
 MODELS = {
     "openvla": {"model_type": "openvla", "num_action_chunks": 1, "num_action_bins": 16, "add_value_head": True},
@@ -99,6 +120,96 @@ def batched_sampling(names: list[str], sizes: list[int], repeats: int) -> None:
             base = base or rate
             print(f"{name:<12} {n:>5} {elapsed * 1e3:>10.1f} {rate:>10.0f} {rate / base:>9.2f}x")
             env.close()
+
+
+def real_size_section(precision: str = "bf16") -> dict:
+    """``actor.model`` of the real-size OpenVLA-OFT: random weights at the published 7B architecture, LIBERO's
+    chunk of 8 with the proprio projector, no value head (as RLinf's OFT GRPO recipes)."""
+    return {"model_type": "openvla_oft", "precision": precision, "num_action_chunks": LIBERO["num_action_chunks"],
+            "add_value_head": False, "config": {"architecture": "openvla_7b", "use_proprio": True}}
+
+
+def libero_spaces(cameras: int = 2) -> tuple:
+    """Observation and action spaces of :data:`LIBERO` with its first ``cameras`` cameras."""
+    import numpy as np
+    from gymnasium import spaces
+
+    side = LIBERO["image_size"]
+    images = spaces.Dict({c: spaces.Box(0, 255, (side, side, 3), np.uint8) for c in LIBERO["cameras"][:cameras]})
+    state = spaces.Box(-np.inf, np.inf, (LIBERO["state_dim"],), np.float32)
+    return spaces.Dict({"images": images, "state": state}), spaces.Box(-1.0, 1.0, (LIBERO["action_dim"],), np.float32)
+
+
+def libero_obs(n: int, cameras: int = 2, seed: int = 0) -> dict:
+    """``n`` random observations of :func:`libero_spaces` (uint8 images, states, the instruction), on the host."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    side = LIBERO["image_size"]
+    return {"images": {c: rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8) for c in LIBERO["cameras"][:cameras]},
+            "state": rng.standard_normal((n, LIBERO["state_dim"])).astype(np.float32),
+            "instruction": [LIBERO["instruction"]] * n}
+
+
+def build_real_size(device: str, precision: str = "bf16", cameras: int = 2):
+    """The ``openvla_oft`` plugin at the real size, its weights made on ``device`` in ``precision`` (never a
+    float32 copy on the host; ``meta``: no memory at all)."""
+    import torch
+    from rlinf_core.plugins import get_plugins
+
+    obs_space, action_space = libero_spaces(cameras)
+    cls = get_plugins().registries.load("model", "openvla_oft")
+    torch.manual_seed(0)
+    with torch.device(device):
+        policy = cls(real_size_section(precision), observation_space=obs_space, action_space=action_space)
+    return policy.eval()
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    module = getattr(torch, torch.device(device).type, None)
+    if module is not None and hasattr(module, "synchronize"):
+        module.synchronize()
+
+
+def real_size_sampling(sizes: list[int], repeats: int, device: str, precision: str, cameras: int = 2) -> None:
+    """Batched ``sample`` of the real-size OpenVLA-OFT (see the module docstring): one line per batch size."""
+    import torch
+
+    start = time.perf_counter()
+    policy = build_real_size(device, precision, cameras)
+    _synchronize(device)
+    params = sum(p.numel() for p in policy.parameters())
+    print(f"openvla_oft real size: {params:,} parameters ({params / 1e9:.2f}e9), {precision} on {device}, "
+          f"{cameras} camera(s), K={policy.num_chunks} x D={policy.action_dim}; built in {time.perf_counter() - start:.1f} s",
+          flush=True)
+    if torch.device(device).type == "meta":
+        print("meta device: built and counted only, nothing to time (pass --device cuda on a GPU machine)")
+        return
+    cuda = torch.device(device).type == "cuda"
+    base = None
+    for n in sizes:
+        obs = libero_obs(n, cameras, seed=n)
+        try:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(device)
+            for _ in range(2):  # warm-up (kernel selection, allocator)
+                policy.sample(obs)
+            _synchronize(device)
+            begin = time.perf_counter()
+            for _ in range(repeats):
+                sample = policy.sample(obs)
+            _synchronize(device)
+        except torch.OutOfMemoryError:
+            print(f"openvla_oft-7b batch {n:>4}: out of memory on {device}; larger batches skipped", flush=True)
+            break
+        elapsed = (time.perf_counter() - begin) / repeats
+        rate = sample.actions.shape[0] * sample.actions.shape[1] / elapsed
+        base = base or rate
+        memory = f", peak memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if cuda else ""
+        print(f"openvla_oft-7b batch {n:>4}: {elapsed * 1e3:8.1f} ms per sample, {rate:8.1f} actions/s "
+              f"({rate / base:.2f}x batch 1){memory}", flush=True)
 
 
 #: ``env.train`` of each ``--sim``; the VLA reads the first camera of the env's ``images``.
@@ -200,12 +311,25 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=32)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--sim", choices=list(SIMS), default="instruction", help="the env of --pipeline")
+    parser.add_argument("--real-size", action="store_true",
+                        help="sample with the real-size OpenVLA-OFT (7B, random weights) instead of the tiny VLAs")
+    parser.add_argument("--device", default=None,
+                        help="--real-size: where the model is built and run; default cuda when available, else meta "
+                             "(build and count only)")
+    parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"], help="--real-size: the weights' dtype")
+    parser.add_argument("--cameras", type=int, default=2, choices=[1, 2],
+                        help="--real-size: LIBERO cameras fed to the model (OFT's LIBERO checkpoints: 2)")
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(1)
-    if args.sizes:
-        batched_sampling(args.models, args.sizes, args.repeats)
+    if args.real_size:
+        device = args.device or ("cuda" if torch.cuda.is_available() else "meta")
+        if args.sizes:
+            real_size_sampling(args.sizes, args.repeats, device, args.dtype, args.cameras)
+    else:
+        torch.set_num_threads(1)
+        if args.sizes:
+            batched_sampling(args.models, args.sizes, args.repeats)
     if args.pipeline:
         for name in args.models:
             pipeline(name, args.envs, args.steps, args.sim)

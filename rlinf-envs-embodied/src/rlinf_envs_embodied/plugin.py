@@ -9,6 +9,8 @@ from rlinf_core import ComponentSpec, hookimpl
 
 #: The envs' ``init_params`` classes (torch-free, simulator-free): rlinf-core checks the section with them.
 _OPTIONS = "rlinf_envs_embodied.options"
+#: The VLAs' ``actor.model.config`` classes (torch-free), likewise.
+_VLA_OPTIONS = "rlinf_envs_embodied.vla.options"
 
 
 @hookimpl
@@ -45,13 +47,14 @@ def rlinf_register_models() -> list[ComponentSpec]:
                       requires=("torch",), aliases=("cnn_policy",)),
         ComponentSpec("model", "openvla", "rlinf_envs_embodied.vla.openvla:OpenVLAPolicy",
                       "OpenVLA (Prismatic VLA): autoregressive discrete action tokens, q01/q99 un-normalisation",
-                      requires=("transformers", "peft"), extra="vla"),
+                      requires=("transformers", "peft"), extra="vla", options=f"{_VLA_OPTIONS}:OpenVLAOptions"),
         ComponentSpec("model", "openvla_oft", "rlinf_envs_embodied.vla.openvla:OpenVLAOFTPolicy",
                       "OpenVLA-OFT: a whole action chunk decoded in parallel (bidirectional placeholders), proprio",
-                      requires=("transformers", "peft"), extra="vla"),
+                      requires=("transformers", "peft"), extra="vla", options=f"{_VLA_OPTIONS}:OpenVLAOFTOptions"),
         ComponentSpec("model", "pi0", "rlinf_envs_embodied.vla.pi0:Pi0Policy",
                       "pi0 (transformers' PI0): flow-matching action expert with a noise-injected chain (flow-SDE)",
-                      requires=("transformers", "peft"), extra="vla", aliases=("openpi",)),
+                      requires=("transformers", "peft"), extra="vla", aliases=("openpi",),
+                      options=f"{_VLA_OPTIONS}:Pi0Options"),
     ]
 
 

@@ -193,8 +193,8 @@ def test_pi0_evaluate_needs_the_chain(build_vla, obs):
 
 @pytest.mark.parametrize(("name", "override", "match"), [
     ("pi0", {"config": {"noise_method": "flow_sdee"}}, "noise_method.*Did you mean 'flow_sde'"),
-    ("pi0", {"config": {"num_steps": 0}}, "actor.model.num_steps: must be >= 1"),
-    ("pi0", {"config": {"noise_level": 0}}, "actor.model.noise_level"),
+    ("pi0", {"config": {"num_steps": 0}}, "actor.model.config.num_steps: must be >= 1"),
+    ("pi0", {"config": {"noise_level": 0}}, "actor.model.config.noise_level: must be > 0"),
     ("openvla", {"config": {"hidden_sise": 8}}, "actor.model.config.hidden_sise.*hidden_size"),
     ("openvla", {"config": {"cameras": ["wrist"]}}, "actor.model.cameras.*'wrist'.*\\['image'\\]"),
     ("openvla_oft", {"action_dim": 7}, "actor.model.action_dim: 7 does not match"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
+from rlinf_core.config.options import read_options
 from rlinf_core.config.precision import precision_dtype_name
 from rlinf_core.errors import ConfigError, suggestion_text
 from torch import nn
@@ -22,10 +24,6 @@ from rlinf_envs_embodied.options import cfg_get, plain
 KEY = "actor.model"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HALF_MEAN, HALF_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-#: VLA options that rlinf's ``actor.model`` schema has no key for: they are read from
-#: ``actor.model.config`` (beside the tiny model's sizes), or from ``actor.model`` itself in a plain mapping.
-VLA_OPTIONS = ("temperature", "cameras", "use_proprio", "value_hidden", "lora_alpha", "lora_target_modules",
-               "noise_method", "noise_level", "num_steps", "instruction")
 
 
 def option(config: Any, name: str, default: Any = None) -> Any:
@@ -42,17 +40,21 @@ def torch_dtype(config: Any) -> torch.dtype:
     return getattr(torch, precision_dtype_name(option(config, "precision", "fp32"), f"{KEY}.precision"))
 
 
-def tiny_options(config: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The tiny model's sizes: ``actor.model.config`` merged over ``defaults``; an unknown key is a one-line error."""
-    given = plain(cfg_get(config, "config")) or {}
-    if not isinstance(given, Mapping):
-        raise ConfigError(f"{KEY}.config must be a mapping (the tiny model's sizes and VLA options), not {given!r}")
-    allowed = {*defaults, *VLA_OPTIONS}
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise ConfigError(f"{KEY}.config.{unknown[0]}: unknown key; valid: {sorted(allowed)}."
-                          f"{suggestion_text(unknown[0], allowed)}")
-    return {**defaults, **{k: v for k, v in given.items() if k in defaults}}
+def vla_options(config: Any, cls: type) -> Any:
+    """``actor.model.config`` read with the policy's options class (:mod:`.options`): what ``rlinf config
+    validate`` checks, with the same one-line errors (an unknown key names it, with a "did you mean")."""
+    return read_options(cls, config, "config", where=KEY)
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Modules built inside get floating-point parameters of ``dtype`` (no float32 copy first)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -73,6 +75,22 @@ def byte_tokenizer(extra_special: Sequence[str] = ()) -> Any:
     tok.add_special_tokens(specials)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
                                    unk_token="<unk>", additional_special_tokens=list(extra_special))
+
+
+def word_tokenizer() -> Any:
+    """A tokenizer with no vocabulary for random models at a published size: every word and punctuation mark is
+    ``<unk>`` (ids as ``<pad> <s> </s> <unk>`` = 0..3, Llama-2's BOS is 1 too), so a prompt is about as many tokens
+    as Llama-2's SentencePiece makes of it (OpenVLA's LIBERO prompts: 5 fewer) and sequence lengths, hence
+    throughput, are the checkpoint's without its tokenizer files."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    tok = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate(specials)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(specials)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")
 
 
 def load_tokenizer(path: Path) -> Any:
@@ -157,7 +175,7 @@ class ActionBins:
         if n_bins < 3:
             raise ConfigError(f"{KEY}.num_action_bins: must be >= 3, got {n_bins}")
         self.n_bins, self.vocab_end = int(n_bins), int(vocab_end)
-        self.edges = torch.linspace(-1.0, 1.0, self.n_bins)
+        self.edges = torch.linspace(-1.0, 1.0, self.n_bins, device="cpu")  # also when built under torch.device(...)
         self.centers = (self.edges[:-1] + self.edges[1:]) / 2
         #: How many action tokens there are, and the first one: the slice is ``[first, vocab_end)``.
         self.count = self.n_bins - 1

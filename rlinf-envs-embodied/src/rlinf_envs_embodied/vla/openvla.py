@@ -4,17 +4,21 @@ Both read the ``actor.model`` section (keys rlinf's schema has no place for live
 with the tiny model's sizes; a plain mapping may also hold them at the top level):
 
 - ``model_path``: a local checkpoint in OpenVLA's published format (see :mod:`.prismatic`); without
-  it a tiny random model is built from ``config`` (sizes: ``hidden_size``, ``num_layers``,
-  ``num_heads``, ``intermediate_size``, ``vision`` = ``siglip`` or ``dinosiglip``, ``vision_hidden``,
-  ``vision_layers``, ``image_size``, ``patch_size``) with a byte-level tokenizer;
+  it a random model at ``config.architecture``: ``tiny`` (default; a byte-level tokenizer), sized by
+  ``config`` (``hidden_size``, ``num_layers``, ``num_heads``, ``intermediate_size``, ``vision`` = ``siglip``
+  or ``dinosiglip``, ``vision_hidden``, ``vision_layers``, ``image_size``, ``patch_size``), or ``openvla_7b``
+  (the published 7B architecture, :func:`.prismatic.openvla_7b_config`, for throughput and memory tests:
+  prompts of Llama-2's length, not its tokens; build it where it runs, e.g. under ``torch.device("cuda")``:
+  the weights are made there, in ``precision``);
 - ``unnorm_key``: which dataset's ``norm_stats`` un-normalise actions (required when there are several);
-- ``num_action_chunks`` (K), ``action_dim`` (from the env), ``num_action_bins`` (tiny models only, 256;
+- ``num_action_chunks`` (K), ``action_dim`` (from the env), ``num_action_bins`` (random models only, 256;
   a checkpoint's ``n_action_bins`` otherwise), ``add_value_head``, ``is_lora`` / ``lora_rank`` (peft
   LoRA on the language model), ``precision`` (``fp32`` / ``bf16``);
-- in ``config``: ``temperature`` (1.0), ``cameras`` (default: the env's first camera for ``openvla``,
-  all for ``openvla_oft``), ``use_proprio`` (``openvla_oft``: feed ``state`` through the proprio
-  projector; default: when the checkpoint has one), ``value_hidden`` (256), ``lora_alpha`` (2 x rank),
-  ``lora_target_modules`` (every linear layer but the LM head), ``instruction`` (for envs that give none).
+- in ``config`` (its keys: :mod:`.options`, checked by ``rlinf config validate``): ``temperature`` (1.0),
+  ``cameras`` (default: the env's first camera for ``openvla``, all for ``openvla_oft``), ``use_proprio``
+  (``openvla_oft``: feed ``state`` through the proprio projector; default: when the checkpoint has one),
+  ``value_hidden`` (256), ``lora_alpha`` (2 x rank), ``lora_target_modules`` (every linear layer but the LM
+  head), ``instruction`` (for envs that give none), ``architecture`` and the tiny sizes (above).
 
 Actions: the language model's logits over the last ``num_action_bins - 1`` vocabulary ids (OpenVLA's action
 tokens, one per bin centre) at ``temperature``, one categorical per action dimension; the sampled bin is decoded to its
@@ -40,8 +44,11 @@ from torch.distributions import Categorical
 
 from rlinf_envs_embodied.vla import common
 from rlinf_envs_embodied.vla.common import KEY, ActionBins, Normalizer, ValueHead, option
+from rlinf_envs_embodied.vla.options import OpenVLAOFTOptions, OpenVLAOptions
 from rlinf_envs_embodied.vla.prismatic import (
+    ARCHITECTURES,
     PrismaticVLA,
+    action_vocab_end,
     build_from_config_json,
     config_json,
     save_prismatic,
@@ -58,8 +65,6 @@ LLAMA_EMPTY_TOKEN = 29871
 #: The linear layers LoRA adapts (every one of the towers, projector and LLM but the LM head).
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "out_proj", "gate_proj", "up_proj", "down_proj",
                 "fc1", "fc2", "fc3"]
-TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64, "vision": "siglip",
-        "vision_hidden": 32, "vision_layers": 2, "image_size": 32, "patch_size": 8}
 
 
 def _cache_kw() -> str:
@@ -73,30 +78,39 @@ class PrismaticPolicy(nn.Module):
 
     default_chunks = 1
     all_cameras = False
+    #: The keys of ``actor.model.config`` (:mod:`.options`; the component's declared ``options``).
+    options_class: type = OpenVLAOptions
 
     def __init__(self, config: Any, *, observation_space: Any, action_space: Any):
         super().__init__()
+        self.options = opts = common.vla_options(config, self.options_class)
         self.action_dim = common.action_dim_of(config, action_space)
         self.num_chunks = int(option(config, "num_action_chunks", self.default_chunks))
         if self.num_chunks < 1:
             raise ConfigError(f"{KEY}.num_action_chunks: must be >= 1, got {self.num_chunks}")
         self.cameras = common.camera_names(config, observation_space, None if self.all_cameras else 1)
         self.default_instruction = option(config, "instruction")
-        self.temperature = float(option(config, "temperature", 1.0))
+        self.temperature = float(option(config, "temperature", opts.temperature))
         if self.temperature <= 0:
             raise ConfigError(f"{KEY}.temperature: must be > 0 (use deterministic sampling for greedy), "
                               f"got {self.temperature}")
         self.state_dim = common.state_dim(observation_space)
         self.proprio_projector: nn.Module | None = None
-        if option(config, "model_path"):
-            self._load(config, action_space)
-        else:
-            self._build_tiny(config, action_space)
-        self.vla = self.vla.to(common.torch_dtype(config))
+        dtype = common.torch_dtype(config)
+        with common.default_dtype(dtype):  # weights made in the target dtype (under torch.device(...): there)
+            if option(config, "model_path"):
+                self._load(config, action_space)
+            elif opts.architecture == "tiny":
+                self._build_tiny(config, action_space)
+            else:
+                self._build_published(config, action_space, opts.architecture)
+        self.vla = self.vla.to(dtype)
+        if self.proprio_projector is not None:
+            self.proprio_projector.to(dtype)
         self.vla = common.maybe_lora(self.vla, config, LORA_TARGETS)
         for tower in self.vla.vision_backbone.towers():
             tower.freeze_unused()
-        self.value_head = (ValueHead(self.vla.llm_dim, int(option(config, "value_hidden", 256)))
+        self.value_head = (ValueHead(self.vla.llm_dim, int(option(config, "value_hidden", opts.value_hidden)))
                            if option(config, "add_value_head", True) else None)
         self._cache_kw = _cache_kw()
         self._prompt_cache: dict[str, list[int]] = {}
@@ -106,31 +120,44 @@ class PrismaticPolicy(nn.Module):
     def _build_tiny(self, config: Any, action_space: Any) -> None:
         from transformers import LlamaConfig
 
-        t = common.tiny_options(config, TINY)
+        t = self.options
         n_bins = int(option(config, "num_action_bins", 256))
         self.tokenizer = common.byte_tokenizer()
         vocab = len(self.tokenizer) + n_bins - 1  # action ids after the text ids
-        if t["vision"] not in ("siglip", "dinosiglip"):
-            raise ConfigError(f"{KEY}.config.vision: {t['vision']!r} is not one of ['dinosiglip', 'siglip']")
-        towers = ["dinov2_with_registers", "siglip_vision_model"] if t["vision"] == "dinosiglip" else ["siglip_vision_model"]
+        towers = ["dinov2_with_registers", "siglip_vision_model"] if t.vision == "dinosiglip" else ["siglip_vision_model"]
         self.tower_specs = []
         for kind in towers:
-            spec = {"model_type": kind, "hidden_size": t["vision_hidden"], "num_hidden_layers": t["vision_layers"],
-                    "num_attention_heads": 2, "patch_size": t["patch_size"]}
+            spec = {"model_type": kind, "hidden_size": t.vision_hidden, "num_hidden_layers": t.vision_layers,
+                    "num_attention_heads": 2, "patch_size": t.patch_size}
             spec.update({"num_register_tokens": 4, "mlp_ratio": 2} if kind == "dinov2_with_registers"
-                        else {"intermediate_size": 2 * t["vision_hidden"]})
+                        else {"intermediate_size": 2 * t.vision_hidden})
             self.tower_specs.append(spec)
-        text = LlamaConfig(vocab_size=vocab, hidden_size=t["hidden_size"], intermediate_size=t["intermediate_size"],
-                           num_hidden_layers=t["num_layers"], num_attention_heads=t["num_heads"],
-                           num_key_value_heads=t["num_heads"], max_position_embeddings=512,
+        text = LlamaConfig(vocab_size=vocab, hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
+                           num_hidden_layers=t.num_layers, num_attention_heads=t.num_heads,
+                           num_key_value_heads=t.num_heads, max_position_embeddings=512,
                            pad_token_id=self.tokenizer.pad_token_id, bos_token_id=self.tokenizer.bos_token_id,
                            eos_token_id=self.tokenizer.eos_token_id)
         text._attn_implementation = "sdpa"
-        self.vla = PrismaticVLA([vision_config(s, t["image_size"]) for s in self.tower_specs], text)
+        self.vla = PrismaticVLA([vision_config(s, t.image_size) for s in self.tower_specs], text)
         self.tower_kinds = towers
+        self._random_heads(config, action_space, n_bins, vocab)
+
+    def _build_published(self, config: Any, action_space: Any, name: str) -> None:
+        """Random weights at a published architecture (:data:`.prismatic.ARCHITECTURES`). No checkpoint, so no
+        Llama-2 tokenizer: :func:`.common.word_tokenizer` gives prompts of about its length (not its ids)."""
+        cfg = ARCHITECTURES[name]()
+        self.vla, self.tower_kinds = build_from_config_json(cfg)
+        self.tower_specs = tower_specs(cfg)
+        self.tokenizer = common.word_tokenizer()
+        n_bins = int(option(config, "num_action_bins", cfg["n_action_bins"]))
+        self._random_heads(config, action_space, n_bins, action_vocab_end(cfg, self.vla.language_model.config.vocab_size))
+
+    def _random_heads(self, config: Any, action_space: Any, n_bins: int, vocab_end: int) -> None:
+        """What a randomly initialised model adds to its VLA: statistics for the env's action space, the action
+        bins, the proprio projector (when used)."""
         self.norm_stats = {"rlinf_tiny": common.default_norm_stats(action_space, self.action_dim)}
         self.unnorm_key = "rlinf_tiny"
-        self.bins = ActionBins(n_bins, vocab)
+        self.bins = ActionBins(n_bins, vocab_end)
         if self.uses_proprio(config, has_checkpoint_projector=True):
             self.proprio_projector = ProprioProjector(self.state_dim, self.vla.llm_dim)
         self._set_normalizers()
@@ -150,8 +177,7 @@ class PrismaticPolicy(nn.Module):
             "vision_backbone.featurizer.model.embeddings.mask_token",
             "vision_backbone.fused_featurizer.model.embeddings.mask_token"))
         self.tokenizer = common.load_tokenizer(path)
-        vocab = int(cfg["text_config"].get("vocab_size", self.vla.language_model.config.vocab_size))
-        vocab_end = int(cfg.get("rlinf_action_vocab_end") or vocab - int(cfg.get("pad_to_multiple_of") or 0))
+        vocab_end = action_vocab_end(cfg, self.vla.language_model.config.vocab_size)
         self.bins = ActionBins(int(cfg.get("n_action_bins", 256)), vocab_end)
         self.norm_stats = cfg["norm_stats"]
         self.unnorm_key, _ = common.pick_stats(self.norm_stats, option(config, "unnorm_key"))
@@ -348,6 +374,7 @@ class OpenVLAOFTPolicy(PrismaticPolicy):
 
     default_chunks = 8
     all_cameras = True
+    options_class = OpenVLAOFTOptions
 
     def uses_proprio(self, config: Any, has_checkpoint_projector: bool) -> bool:
         wanted = option(config, "use_proprio")

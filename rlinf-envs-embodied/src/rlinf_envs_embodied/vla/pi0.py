@@ -25,7 +25,8 @@ stores them); without it a tiny random model sized by ``config`` (``hidden_size`
 ``num_heads``, ``head_dim``, ``intermediate_size``, ``expert_hidden_size``, ``vision_hidden``,
 ``vision_layers``, ``image_size``, ``patch_size``, ``max_dim``); ``num_action_chunks`` (K, at most the
 model's ``chunk_size``; a tiny model's chunk is K), ``add_value_head``, ``is_lora`` / ``lora_rank``
-(peft on the whole model), ``precision``; in ``config``: ``num_steps`` (denoising steps; the checkpoint's
+(peft on the whole model), ``precision``; in ``config`` (its keys: :mod:`.options`, checked by ``rlinf config
+validate``): ``num_steps`` (denoising steps; the checkpoint's
 ``num_inference_steps``, 4 for a tiny model), ``noise_method``, ``noise_level`` (0.5), ``cameras`` (all),
 ``value_hidden`` (256), ``instruction`` (for envs that give none).
 """
@@ -45,12 +46,9 @@ from torch import nn
 
 from rlinf_envs_embodied.vla import common
 from rlinf_envs_embodied.vla.common import HALF_MEAN, HALF_STD, KEY, Normalizer, ValueHead, option
+from rlinf_envs_embodied.vla.options import NOISE_METHODS, Pi0Options
 
-NOISE_METHODS = ("flow_sde", "flow_noise")
 PROCESSOR_FILE = "processor_config.json"
-TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "head_dim": 16, "intermediate_size": 64,
-        "expert_hidden_size": 32, "vision_hidden": 32, "vision_layers": 2, "image_size": 32, "patch_size": 8,
-        "max_dim": 8}
 
 
 def _pi0_classes() -> tuple[Any, Any]:
@@ -67,17 +65,21 @@ def _pi0_classes() -> tuple[Any, Any]:
 class Pi0Policy(nn.Module):
     """pi0 with a noise-injected denoising chain (see the module docstring)."""
 
+    #: The keys of ``actor.model.config`` (:mod:`.options`; the component's declared ``options``).
+    options_class: type = Pi0Options
+
     def __init__(self, config: Any, *, observation_space: Any, action_space: Any):
         super().__init__()
+        self.options = opts = common.vla_options(config, self.options_class)
         self.action_dim = common.action_dim_of(config, action_space)
         self.cameras = common.camera_names(config, observation_space, None)
         self.default_instruction = option(config, "instruction")
         self.state_dim = common.state_dim(observation_space)
-        self.noise_method = str(option(config, "noise_method", "flow_sde"))
+        self.noise_method = str(option(config, "noise_method", opts.noise_method))
         if self.noise_method not in NOISE_METHODS:
             raise ConfigError(f"{KEY}.noise_method: {self.noise_method!r} is not one of {list(NOISE_METHODS)}."
                               f"{suggestion_text(self.noise_method, NOISE_METHODS)}")
-        self.noise_level = float(option(config, "noise_level", 0.5))
+        self.noise_level = float(option(config, "noise_level", opts.noise_level))
         if self.noise_level <= 0:
             raise ConfigError(f"{KEY}.noise_level: must be > 0 (log-probs need noise), got {self.noise_level}")
         if option(config, "model_path"):
@@ -108,7 +110,7 @@ class Pi0Policy(nn.Module):
         self._pi0().model.dit.get_input_embeddings().requires_grad_(False)  # the expert takes embeddings only
         self.model = common.maybe_lora(self.model, config)
         hidden = cfg.vlm_config.text_config.hidden_size
-        self.value_head = (ValueHead(hidden, int(option(config, "value_hidden", 256)))
+        self.value_head = (ValueHead(hidden, int(option(config, "value_hidden", opts.value_hidden)))
                            if option(config, "add_value_head", True) else None)
         self._prompt_cache: dict[str, list[int]] = {}
 
@@ -116,20 +118,20 @@ class Pi0Policy(nn.Module):
 
     def _build_tiny(self, config: Any, action_space: Any) -> None:
         pi0_config, pi0_model = _pi0_classes()
-        t = common.tiny_options(config, TINY)
+        t = self.options
         self.tokenizer = common.byte_tokenizer(extra_special=["<image>"])
         image_id = self.tokenizer.convert_tokens_to_ids("<image>")
-        dim = max(int(t["max_dim"]), self.action_dim, self.state_dim)
-        gemma = {"model_type": "gemma", "num_hidden_layers": t["num_layers"], "num_attention_heads": t["num_heads"],
-                 "num_key_value_heads": 1, "head_dim": t["head_dim"], "intermediate_size": t["intermediate_size"]}
+        dim = max(int(t.max_dim), self.action_dim, self.state_dim)
+        gemma = {"model_type": "gemma", "num_hidden_layers": t.num_layers, "num_attention_heads": t.num_heads,
+                 "num_key_value_heads": 1, "head_dim": t.head_dim, "intermediate_size": t.intermediate_size}
         cfg = pi0_config(
-            vlm_config={"model_type": "paligemma", "image_token_id": image_id, "projection_dim": t["hidden_size"],
-                        "text_config": {**gemma, "hidden_size": t["hidden_size"], "vocab_size": len(self.tokenizer)},
-                        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": t["vision_hidden"],
-                                          "intermediate_size": 2 * t["vision_hidden"], "num_hidden_layers": t["vision_layers"],
-                                          "num_attention_heads": 2, "patch_size": t["patch_size"],
-                                          "image_size": t["image_size"], "vision_use_head": False}},
-            dit_config={**gemma, "hidden_size": t["expert_hidden_size"]},
+            vlm_config={"model_type": "paligemma", "image_token_id": image_id, "projection_dim": t.hidden_size,
+                        "text_config": {**gemma, "hidden_size": t.hidden_size, "vocab_size": len(self.tokenizer)},
+                        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": t.vision_hidden,
+                                          "intermediate_size": 2 * t.vision_hidden, "num_hidden_layers": t.vision_layers,
+                                          "num_attention_heads": 2, "patch_size": t.patch_size,
+                                          "image_size": t.image_size, "vision_use_head": False}},
+            dit_config={**gemma, "hidden_size": t.expert_hidden_size},
             chunk_size=int(option(config, "num_action_chunks", 4)), max_state_dim=dim, max_action_dim=dim,
             num_inference_steps=int(option(config, "num_steps", 4)))
         cfg._attn_implementation = "sdpa"

@@ -40,6 +40,38 @@ TIMM_TOWERS: dict[str, dict[str, Any]] = {
 }
 
 
+def openvla_7b_config() -> dict[str, Any]:
+    """The architecture of OpenVLA 7B's published ``config.json`` (``openvla/openvla-7b``; OpenVLA-OFT's
+    checkpoints keep it): DINOv2 ViT-L/14 with 4 registers and SigLIP so400m/14, both at 224 px and fused
+    (:data:`TIMM_TOWERS`), the fused GELU MLP projector, and Llama-2 7B: width 4096, 32 layers of 32 heads,
+    MLP 11008, its 32000-token vocabulary padded to a multiple of 64 (32064 rows, pad id 32000), 256 action
+    bins on the last 255 text ids. The export's ``text_config`` names only the vocabulary and pad id; the rest
+    are the ``LlamaConfig`` defaults it was written with (Llama-2 7B's sizes, 2048 positions, RMS eps 1e-6),
+    written out here. Built as :class:`PrismaticVLA`: 7,526,000,880 parameters (the published safetensors hold
+    7,541,237,184: SigLIP's attention-pool head too, which Prismatic never runs, but not the mask token and class
+    position row only transformers' DINOv2 has)."""
+    return {
+        "model_type": "openvla", "vision_backbone_id": "dinosiglip-vit-so-224px", "llm_backbone_id": "llama2-7b-pure",
+        "use_fused_vision_backbone": True, "image_sizes": [224, 224],
+        "timm_model_ids": ["vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"],
+        "text_config": {"model_type": "llama", "vocab_size": 32064, "hidden_size": 4096, "intermediate_size": 11008,
+                        "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+                        "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "pad_token_id": 32000},
+        "pad_to_multiple_of": 64, "pad_token_id": 32000, "n_action_bins": 256,
+    }
+
+
+#: Published Prismatic architectures a policy can be built at with random weights (``actor.model.config.architecture``).
+ARCHITECTURES = {"openvla_7b": openvla_7b_config}
+
+
+def action_vocab_end(cfg: Mapping[str, Any], vocab_size: int) -> int:
+    """The id after the last action token of a model built from the OpenVLA ``config.json`` ``cfg`` with
+    ``vocab_size`` embedding rows: the text vocabulary's end (the rows less ``pad_to_multiple_of``, as OpenVLA's),
+    or ``rlinf_action_vocab_end`` (checkpoints rlinf wrote)."""
+    return int(cfg.get("rlinf_action_vocab_end") or vocab_size - int(cfg.get("pad_to_multiple_of") or 0))
+
+
 def vision_config(spec: Mapping[str, Any], image_size: int) -> Any:
     """A transformers vision config from ``spec`` (``model_type`` ``dinov2_with_registers`` or
     ``siglip_vision_model``)."""
