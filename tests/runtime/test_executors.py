@@ -120,30 +120,6 @@ def test_auto_placement_profiles_chooses_and_runs(executor, request, caplog):
     assert "auto placement chose" in caplog.text and "x predicted" in message
 
 
-TRIAL_STEP_S = {1: 0.3, 2: 0.1, 4: 0.2}
-
-
-def _trial(num_envs, stage_num):
-    return TRIAL_STEP_S[stage_num]
-
-
-@pytest.mark.parametrize("executor", ["inline", "ray"])
-def test_auto_placement_times_the_loop_inline_and_models_it_under_ray(executor, request):
-    """Inline, the flow's trial of the loop at each stage count decides (the cost model would assume two
-    devices working at once, which one process is not); under Ray the profile and cost model do."""
-    if executor == "ray":
-        request.getfixturevalue("ray_session")
-    auto = AutoPlacement(profile_env_rollout, num_envs=NUM_ENVS, stage_nums=(1, 2, 4), trial=_trial)
-    workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS,)), "rollout": WorkerSpec(WORKERS["rollout"])}
-    with Runtime(_auto_cluster(executor), get_plugins(), workers, auto=auto) as rt:
-        choice = rt.auto_choice
-    if executor == "inline":
-        assert choice.stage_num == 2 and choice.predicted_steps_per_s == pytest.approx(NUM_ENVS / 0.1)
-        assert choice.component_placement == {"env,rollout": "0"} and choice.detail["measured"]
-    else:
-        assert "measured" not in choice.detail
-
-
 def _profile_where(path, num_envs, stage_nums):
     """profile_env_rollout, noting the process it ran in and its thread settings."""
     import json

@@ -237,54 +237,6 @@ def profile_stages(container: Mapping[str, Any], num_envs: int, stage_nums: Sequ
                 env.close()
 
 
-def trial_loop(container: Mapping[str, Any], num_envs: int, stage_num: int, steps: int = 3) -> float:
-    """``cluster.placement: auto`` under the inline executor: seconds per env step of all ``num_envs`` envs
-    in ``stage_num`` micro-batches, looped as the inline pipeline runs them (the policy on micro-batch
-    ``j + 1`` while an env with ``step_async`` steps micro-batch ``j`` in its worker processes; torch's
-    threads capped at the cores those processes leave free), after one warm-up step."""
-    import torch
-
-    from rlinf_core.flows.embodied_workers import _load
-    from rlinf_core.runtime.threads import torch_threads_at_most, usable_cpus
-
-    cfg = OmegaConf.create(dict(container))
-    section = cfg.env.train
-    env_cls = _load("env", str(section.simulator_type))
-    rows = num_envs // stage_num
-    envs = [env_cls(section, num_envs=rows, seed=int(section.seed) + j * rows, device="cpu") for j in range(stage_num)]
-    try:
-        obs = [env.reset()[0] for env in envs]
-        policy_cls = _load("model", str(cfg.actor.model.model_type))
-        policy = policy_cls(cfg.actor.model, observation_space=envs[0].observation_space, action_space=envs[0].action_space)
-        split = stage_num > 1 and all(callable(getattr(env, "step_async", None)) for env in envs)
-        procs = sum(int(getattr(env, "worker_processes", 0) or 0) for env in envs)
-        pending = [False] * stage_num
-
-        def run(n: int) -> None:
-            for _ in range(n):
-                for j, env in enumerate(envs):
-                    if pending[j]:
-                        obs[j], pending[j] = env.step_wait()[0], False
-                    actions = policy.sample(obs[j]).actions
-                    if split:
-                        env.step_async(actions)
-                        pending[j] = True
-                    else:
-                        obs[j] = env.step(actions)[0]
-            for j, env in enumerate(envs):
-                if pending[j]:
-                    obs[j], pending[j] = env.step_wait()[0], False
-
-        with torch.no_grad(), torch_threads_at_most(usable_cpus() - procs if procs else usable_cpus()):
-            run(1)
-            start = time.perf_counter()
-            run(steps)
-            return (time.perf_counter() - start) / steps
-    finally:
-        for env in envs:
-            env.close()
-
-
 class EmbodiedFlow:
     """Implements :class:`rlinf_core.interfaces.Flow` for ``runner.task_type: embodied``."""
 
@@ -406,7 +358,7 @@ class EmbodiedFlow:
         auto = None
         if self.cfg.cluster.placement == "auto":
             auto = AutoPlacement(partial(profile_stages, container), num_envs=num_envs, stage_nums=(1, 2, 4, 8),
-                                 env_group="env", policy_group="rollout,actor", trial=partial(trial_loop, container))
+                                 env_group="env", policy_group="rollout,actor")
         rt = Runtime(self.cfg.cluster, self.plugins, specs, known_groups=GROUPS, auto=auto)
         try:
             self.stage_num = rt.auto_choice.stage_num if rt.auto_choice is not None else int(self.cfg.rollout.pipeline_stage_num)

@@ -14,7 +14,7 @@ from rlinf_core.errors import ConfigError
 from rlinf_core.runtime.executors import Executor, WorkerGroup, make_executor
 from rlinf_core.runtime.limits import Limits
 from rlinf_core.runtime.placement import AUTO, KNOWN_GROUPS, GroupPlacement, Placement, resolve_placement
-from rlinf_core.runtime.scheduler import Candidate, StageProfile, choose, choose_measured, measure_call_overhead
+from rlinf_core.runtime.scheduler import Candidate, StageProfile, choose, measure_call_overhead
 from rlinf_core.runtime.worker import Worker
 
 log = logging.getLogger("rlinf.runtime")
@@ -55,12 +55,6 @@ class AutoPlacement:
     ``profile(num_envs, stage_nums)`` returns the two :class:`~rlinf_core.runtime.scheduler.StageProfile`.
     It runs in a rank of the executor (under Ray a worker process with a rank's thread settings), so it
     must pickle: a module-level function, or a ``functools.partial`` of one.
-
-    ``trial(num_envs, stage_num)`` (optional) returns the seconds of one env step of all envs in the
-    loop run as the inline executor runs it. Under the inline executor (one process, each call to its
-    end) the placement changes nothing and what overlaps is the env's own worker processes with the
-    policy, which the cost model does not see: there ``auto`` runs the trial at each stage count and
-    keeps the fastest (:func:`~rlinf_core.runtime.scheduler.choose_measured`). Without it, the cost model.
     """
 
     profile: Callable[[int, Sequence[int]], tuple[StageProfile, StageProfile]]
@@ -68,7 +62,6 @@ class AutoPlacement:
     stage_nums: tuple[int, ...] = (1, 2, 4, 8)
     env_group: str = "env"
     policy_group: str = "rollout"
-    trial: Callable[[int, int], float] | None = None
 
 
 class _Probe(Worker):
@@ -77,9 +70,6 @@ class _Probe(Worker):
     def profile(self, profile: Callable[[int, Sequence[int]], tuple[StageProfile, StageProfile]], num_envs: int,
                 stage_nums: Sequence[int]) -> tuple[StageProfile, StageProfile]:
         return profile(num_envs, stage_nums)
-
-    def trial(self, trial: Callable[[int, int], float], num_envs: int, stage_num: int) -> float:
-        return trial(num_envs, stage_num)
 
 
 class Runtime:
@@ -136,16 +126,6 @@ class Runtime:
         # settings, OMP_NUM_THREADS and LP_NUM_THREADS, not the driver's), then the per-call overhead
         probe = self.executor.create_group("probe", _Probe, GroupPlacement("probe", (0,), ((0,),)),
                                            share_counts={0: self.num_devices * 1000})
-        if not probe.concurrent and auto.trial is not None:
-            try:
-                times = {k: probe.call("trial", auto.trial, auto.num_envs, k).result()[0]
-                         for k in auto.stage_nums if k >= 1 and auto.num_envs % k == 0}
-            finally:
-                self.executor.remove_group(probe)
-            self.auto_choice = choose_measured(times, num_envs=auto.num_envs, env_group=auto.env_group,
-                                               policy_group=auto.policy_group)[0]
-            return SimpleNamespace(component_placement=self.auto_choice.component_placement,
-                                   placement=self.auto_choice.mode)
         try:
             env, policy = probe.call("profile", auto.profile, auto.num_envs, tuple(auto.stage_nums)).result()[0]
             overhead = measure_call_overhead(probe)

@@ -12,11 +12,6 @@
    - collocated on ``D`` devices (both groups on every device, taking turns):
      ``ceil(k/D) (E + P)``.
 3. :func:`choose` ranks every candidate by predicted throughput (env steps per second).
-
-Under the inline executor (one process; each call runs to its end) there is no device split to
-choose and the only overlap is an env's own worker processes stepping while the policy runs on the
-next micro-batch, which the per-stage profile cannot see. There the flow runs the loop itself at
-each stage count and :func:`choose_measured` keeps the fastest: its "prediction" is that trial.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("rlinf.runtime")
@@ -125,21 +120,6 @@ def choose(env: StageProfile, policy: StageProfile, *, num_envs: int, num_device
     candidates.sort(key=lambda c: (-c.predicted_steps_per_s, c.stage_num))
     log.info("auto placement chose %s (profile: %s, %s; call overhead %.2f ms)", candidates[0].describe(),
              env, policy, call_overhead_s * 1e3)
-    return candidates
-
-
-def choose_measured(step_s: Mapping[int, float], *, num_envs: int, env_group: str = "env",
-                    policy_group: str = "rollout") -> list[Candidate]:
-    """Candidates from measured seconds per env step at each ``pipeline_stage_num`` (the inline
-    executor's trials), best first; every group on device 0 (inline runs one rank per group)."""
-    if not step_s:
-        raise ValueError(f"no pipeline_stage_num divides num_envs={num_envs}")
-    candidates = [Candidate("collocated", {f"{env_group},{policy_group}": "0"}, k, num_envs / t,
-                            {"step_s": t, "measured": 1.0}) for k, t in step_s.items()]
-    candidates.sort(key=lambda c: (-c.predicted_steps_per_s, c.stage_num))
-    log.info("auto placement (inline: stage counts timed in the loop, %s) chose %s",
-             ", ".join(f"{c.stage_num}: {c.predicted_steps_per_s:.1f}/s" for c in sorted(candidates, key=lambda c: c.stage_num)),
-             candidates[0].describe())
     return candidates
 
 
