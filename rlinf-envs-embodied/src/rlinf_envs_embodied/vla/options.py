@@ -51,7 +51,23 @@ class VLAOptions:
 
 
 @dataclass
-class OpenVLAOptions(VLAOptions):
+class TinyVLAOptions(VLAOptions):
+    """Size keys of a VLA built without ``model_path`` (a tiny random model), shared by ``openvla`` and ``pi0``."""
+
+    #: Tiny model: the language model's width, layers, attention heads and MLP width.
+    hidden_size: int = bounded(32, gt=0)
+    num_layers: int = bounded(2, gt=0)
+    num_heads: int = bounded(4, gt=0)
+    intermediate_size: int = bounded(64, gt=0)
+    #: Tiny model: each vision tower's width and layers, the image side and the patch side in pixels.
+    vision_hidden: int = bounded(32, gt=0)
+    vision_layers: int = bounded(2, gt=0)
+    image_size: int = bounded(32, gt=0)
+    patch_size: int = bounded(8, gt=0)
+
+
+@dataclass
+class OpenVLAOptions(TinyVLAOptions):
     """``actor.model.config`` of ``openvla``."""
 
     #: Without ``model_path``: ``tiny`` (random, sized by the keys below) or ``openvla_7b`` (random weights
@@ -59,18 +75,9 @@ class OpenVLAOptions(VLAOptions):
     architecture: str = "tiny"
     #: Sampling temperature of the action tokens.
     temperature: float = bounded(1.0, gt=0)
-    #: Tiny model: the Llama language model's width, layers, heads and MLP width.
-    hidden_size: int = bounded(32, gt=0)
-    num_layers: int = bounded(2, gt=0)
-    num_heads: int = bounded(4, gt=0)
-    intermediate_size: int = bounded(64, gt=0)
-    #: Tiny model: ``siglip`` (one tower) or ``dinosiglip`` (DINOv2 + SigLIP, fused as OpenVLA's).
+    #: Tiny model (a Llama language model): ``siglip`` (one vision tower) or ``dinosiglip`` (DINOv2 + SigLIP,
+    #: fused as OpenVLA's).
     vision: str = "siglip"
-    #: Tiny model: each vision tower's width and layers, the image side and the patch side in pixels.
-    vision_hidden: int = bounded(32, gt=0)
-    vision_layers: int = bounded(2, gt=0)
-    image_size: int = bounded(32, gt=0)
-    patch_size: int = bounded(8, gt=0)
 
     def problems(self, path: str) -> list[str]:
         return (super().problems(path) + _choice(path, "architecture", self.architecture, PRISMATIC_ARCHITECTURES)
@@ -87,7 +94,7 @@ class OpenVLAOFTOptions(OpenVLAOptions):
 
 
 @dataclass
-class Pi0Options(VLAOptions):
+class Pi0Options(TinyVLAOptions):
     """``actor.model.config`` of ``pi0``."""
 
     #: Denoising steps; default: the checkpoint's ``num_inference_steps`` (4 for a tiny model).
@@ -96,18 +103,10 @@ class Pi0Options(VLAOptions):
     noise_method: str = "flow_sde"
     #: Noise scale of each denoising step (log-probs need noise).
     noise_level: float = bounded(0.5, gt=0)
-    #: Tiny model: the Gemma VLM's width, layers, heads, head width and MLP width, and the action expert's width.
-    hidden_size: int = bounded(32, gt=0)
-    num_layers: int = bounded(2, gt=0)
+    #: Tiny model (a Gemma VLM, one SigLIP tower): 2 attention heads of ``head_dim``; the action expert's width.
     num_heads: int = bounded(2, gt=0)
     head_dim: int = bounded(16, gt=0)
-    intermediate_size: int = bounded(64, gt=0)
     expert_hidden_size: int = bounded(32, gt=0)
-    #: Tiny model: the SigLIP tower's width and layers, the image side and the patch side in pixels.
-    vision_hidden: int = bounded(32, gt=0)
-    vision_layers: int = bounded(2, gt=0)
-    image_size: int = bounded(32, gt=0)
-    patch_size: int = bounded(8, gt=0)
     #: Tiny model: the padded state / action width (at least the env's).
     max_dim: int = bounded(8, gt=0)
 
