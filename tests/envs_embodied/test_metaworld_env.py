@@ -138,6 +138,24 @@ def test_camera_images_are_uint8_hwc():
     env.close()
 
 
+def test_shadow_size_sets_the_renderers_shadow_map():
+    """``shadow_size`` reaches each sub-env's MuJoCo model before its renderer is made: 0 takes the shadows out
+    of the frame (each env is closed before the next is made: see the next test)."""
+    params = {"images": True, "camera_heights": 32, "camera_widths": 32}
+    frames = {}
+    for size in (None, 0):
+        try:
+            env = make(num_envs=1, init_params={**params, "shadow_size": size})
+        except ConfigError as exc:
+            pytest.skip(f"no MuJoCo renderer on this machine: {exc}")
+        model = env._venv.envs[0].unwrapped.model
+        assert model.vis.quality.shadowsize == (4096 if size is None else size)  # Meta-World's own: 4096
+        frames[size] = env.reset()[0]["images"]["corner"].astype(int)
+        env.close()
+    assert frames[0].std() > 5  # a scene without shadows, not a blank
+    assert np.abs(frames[0] - frames[None]).mean() > 1.0  # the shadows are gone
+
+
 def test_rendering_slices_in_worker_processes_match_this_process():
     """``async`` with camera images after this process has rendered (its renderer is loaded): the worker
     process starts fresh (spawned; a forked one can hang creating its renderer) and the frames, states and

@@ -79,7 +79,8 @@ class _TaskSampler(gym.Wrapper):
 
 
 def make_env(env_cls: type, tasks: list[Any], *, seed: int, max_episode_steps: int | None,
-             terminate_on_success: bool, one_hot: tuple[int, int] | None, camera: tuple[str, int, int] | None) -> gym.Env:
+             terminate_on_success: bool, one_hot: tuple[int, int] | None, camera: tuple[str, int, int] | None,
+             shadow_size: int | None = None) -> gym.Env:
     """One Meta-World sub-env with rlinf's wrappers (module-level so ``async`` workers can build it)."""
     import metaworld.wrappers as mw_wrappers
 
@@ -87,6 +88,8 @@ def make_env(env_cls: type, tasks: list[Any], *, seed: int, max_episode_steps: i
     if camera is not None:
         kwargs = {"render_mode": "rgb_array", "camera_name": camera[0], "height": camera[1], "width": camera[2]}
     env: gym.Env = env_cls(**kwargs)
+    if shadow_size is not None:  # read when the renderer's context is made, at the first frame
+        env.unwrapped.model.vis.quality.shadowsize = shadow_size
     horizon = max_episode_steps or env.max_path_length
     env.max_path_length = max(env.max_path_length, horizon)  # Meta-World refuses to step past it
     env = _TaskSampler(env, tasks, seed)
@@ -119,7 +122,8 @@ class MetaWorldEnv(GymVectorEnv):
         fns = [
             partial(make_env, benchmarks[name].train_classes[name], benchmarks[name].train_tasks, seed=seed + i,
                     max_episode_steps=cfg_get(config, "max_episode_steps"), terminate_on_success=terminate,
-                    one_hot=(names.index(name), len(names)) if use_one_hot else None, camera=camera)
+                    one_hot=(names.index(name), len(names)) if use_one_hot else None, camera=camera,
+                    shadow_size=opts.shadow_size)
             for i, name in enumerate(used)
         ]
         self.task_names = used
