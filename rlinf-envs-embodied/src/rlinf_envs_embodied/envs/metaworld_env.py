@@ -78,6 +78,22 @@ class _TaskSampler(gym.Wrapper):
         return self.env.reset(options=options)
 
 
+class _OwnGLContext(gym.Wrapper):
+    """Makes this sub-env's OpenGL context current before each frame.
+
+    gymnasium's MuJoCo renderer makes its context current only when it creates it, so with several
+    sub-envs in one process every frame was drawn in the newest context (right only while the scenes'
+    GL objects happen to line up), and once any env's context was freed (an env closed: eval envs,
+    ``cluster.placement: auto``'s profile) the others' frames came back blank, without an error.
+    """
+
+    def render(self) -> Any:
+        viewer = getattr(getattr(self.env.unwrapped, "mujoco_renderer", None), "viewer", None)
+        if viewer is not None:  # made (and made current) by the first frame
+            viewer.make_context_current()
+        return self.env.render()
+
+
 def make_env(env_cls: type, tasks: list[Any], *, seed: int, max_episode_steps: int | None,
              terminate_on_success: bool, one_hot: tuple[int, int] | None, camera: tuple[str, int, int] | None,
              shadow_size: int | None = None) -> gym.Env:
@@ -99,7 +115,8 @@ def make_env(env_cls: type, tasks: list[Any], *, seed: int, max_episode_steps: i
     if one_hot is not None:
         env = mw_wrappers.OneHotWrapper(env, *one_hot)
     if camera is not None:
-        env = gym.wrappers.AddRenderObservation(env, render_only=False, render_key=camera[0], obs_key="state")
+        env = gym.wrappers.AddRenderObservation(_OwnGLContext(env), render_only=False, render_key=camera[0],
+                                                obs_key="state")
     return env
 
 
