@@ -252,11 +252,13 @@ def e2e_vla(session: nox.Session) -> None:
     """The tiny VLAs (openvla, openvla_oft PPO and GRPO, pi0) learn rlinf/InstructionTargets-v0 from random init
     through `rlinf run`; `rlinf eval` must reach a floor below what each run measured (tests/envs_embodied/vla/
     test_vla_e2e.py: OFT PPO 0.92, openvla 0.93, OFT GRPO 0.87 and pi0 0.85 over 256 held-out episodes, all above the
-    issue's 0.8). A default session (CI): about 19 minutes on the 2-core machine beside one other run (OFT PPO 3.5,
-    openvla 7.6, OFT GRPO 5.7, pi0 2.4)."""
-    session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[vla]", *TEST_DEPS)
-    session.run("pytest", "tests/envs_embodied/vla", "-m", "slow", "-s", "-p", "no:cacheprovider", *session.posargs,
-                env={"OMP_NUM_THREADS": "1"})
+    issue's 0.8). A default session (CI). Each run takes one core (one torch thread, sub-envs stepped in its own
+    process), so two run at once (pytest-xdist, the test module orders them so that each worker gets about half):
+    the 4 tests took 16.4 minutes on the 2-core machine (2026-12-04), one after the other 22.8 (OFT PPO 3.5,
+    openvla 7.6, OFT GRPO 5.7, pi0 2.4 minutes, each beside one other run)."""
+    session.install(*CONSTRAINTS, *FIRST_PARTY, "./rlinf-envs-embodied[vla]", *TEST_DEPS, "pytest-xdist")
+    session.run("pytest", "tests/envs_embodied/vla", "-m", "slow", "-n", "2", "--dist", "worksteal", "-p", "no:cacheprovider",
+                *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @ci_session
