@@ -74,13 +74,21 @@ The inline rows now run first, before Ray starts, because Ray's newly started wo
 - async env: 12.2 / 8.0 / 7.3 at 1 / 2 / 4 stages;
 - ``auto``: 6.4 with the sync env and 8.3 with the async env, choosing 1 stage both times.
 
-Two things are unresolved:
+Those rows depended on their order in the process (12.2 for async at 1 stage when it ran first among the async
+rows, 8.3 when it ran last), and ``auto``'s profile once predicted 300+ env calls/s. The cause, found 2026-12-04:
+gymnasium's MuJoCo renderer makes its OpenGL context current only when it creates it, so once an env in the
+process had been closed (an earlier row's), the living envs' frames came back blank, fast and without an error.
+Meta-World's sub-envs now make their own context current before each frame. Measured after the fix (same
+command, quiet machine; the ``auto`` rows, run last, now agree with the fixed rows), in env calls/s:
 
-- The same configuration measures differently depending on when it runs in the process: async with 1 stage
-  gave 12.2 when run first and 8.3 when run later under ``auto``. In session 9, 2 stages were fastest (2.42x).
-  On this 2-core machine the inline rows are therefore only good to about +-30%.
-- ``auto``'s cost model assumes devices that work at once. A single inline process does not, so under the
-  inline executor its prediction only matches when it picks 1 stage.
+- sync env: 6.5 / 6.5 / 6.6 at 1 / 2 / 4 stages (each step renders 8 frames in one process; stages cannot help);
+- async env: 8.7 / 8.4 / 8.1 at 1 / 2 / 4 stages (1.35x the sync env);
+- ``auto`` (under the inline executor the cost model counts one device: one call at a time): 1 stage with both,
+  6.4 (0.96x the fastest stage count) and 8.6 (0.99x); predictions 0.91x and 0.90x of measured.
+
+Session 9's 2.42x for the async env at 2 stages (rows run after others in one process) does not hold: 2 stages are
+no faster than 1 now. The frames cost most of a step here: each Meta-World frame renders a 4096 px
+shadow map in software (``init_params.shadow_size`` lowers it).
 """
 
 from __future__ import annotations
@@ -292,7 +300,7 @@ def pipeline(name: str, envs: int, steps: int, sim: str = "instruction", with_ra
         return rate
 
     # inline first, before Ray starts (its freshly started worker processes take CPU for a while): each env
-    # vectorization at each stage count, then auto (its cost model assumes devices that work at once)
+    # vectorization at each stage count, then auto (under the inline executor its cost model counts one device)
     inline = {(vec, k): measure("inline", {}, 1, k, vectorization=vec) for vec in ("sync", "async") for k in (1, 2, 4)}
     inline_auto = {}
     for vec in ("sync", "async"):

@@ -120,6 +120,29 @@ def test_auto_placement_profiles_chooses_and_runs(executor, request, caplog):
     assert "auto placement chose" in caplog.text and "x predicted" in message
 
 
+def _fixed_profile(num_envs, stage_nums):
+    """1 ms + 1 ms per row for each stage, whatever the machine does."""
+    from rlinf_core.runtime.scheduler import StageProfile
+
+    return StageProfile("env", 1e-3, 1e-3), StageProfile("rollout", 1e-3, 1e-3)
+
+
+def test_inline_auto_placement_counts_one_device():
+    """The inline executor runs one call at a time: two devices in the config do not let two micro-batches run at
+    once (which would make 2 stages on 2 devices twice as fast), so auto keeps one stage, predicted as env + policy."""
+    from rlinf_core.runtime.scheduler import choose
+
+    env, policy = _fixed_profile(NUM_ENVS, (1, 2))
+    assert choose(env, policy, num_envs=NUM_ENVS, num_devices=2, stage_nums=(1, 2))[0].stage_num == 2  # devices at once
+    auto = AutoPlacement(_fixed_profile, num_envs=NUM_ENVS, stage_nums=(1, 2))
+    workers = {"env": WorkerSpec(WORKERS["env"], (NUM_ENVS,)), "rollout": WorkerSpec(WORKERS["rollout"])}
+    with Runtime(_auto_cluster("inline"), get_plugins(), workers, auto=auto) as rt:
+        choice = rt.auto_choice
+    assert rt.num_devices == 2 and choice is not None and (choice.mode, choice.stage_num) == ("collocated", 1)
+    serial = env.time(NUM_ENVS) + policy.time(NUM_ENVS)
+    assert NUM_ENVS / (serial + 1e-3) < choice.predicted_steps_per_s <= NUM_ENVS / serial  # + 2 inline call overheads
+
+
 def _profile_where(path, num_envs, stage_nums):
     """profile_env_rollout, noting the process it ran in and its thread settings."""
     import json

@@ -131,7 +131,11 @@ class Runtime:
             overhead = measure_call_overhead(probe)
         finally:
             self.executor.remove_group(probe)
-        self.auto_choice = choose(env, policy, num_envs=auto.num_envs, num_devices=self.num_devices,
+        # the inline executor runs one call at a time in this process: to the cost model that is one device, whatever
+        # cluster.num_devices_per_node says (measured on Meta-World with camera images, 2026-12-04: predictions 0.90x
+        # and 0.91x of measured, the choice 0.96x and 0.99x the fastest stage count; benchmarks/vla_rollout.py)
+        devices = self.num_devices if probe.concurrent else 1
+        self.auto_choice = choose(env, policy, num_envs=auto.num_envs, num_devices=devices,
                                   stage_nums=auto.stage_nums, call_overhead_s=overhead,
                                   env_group=auto.env_group, policy_group=auto.policy_group)[0]
         return SimpleNamespace(component_placement=self.auto_choice.component_placement, placement=self.auto_choice.mode)
