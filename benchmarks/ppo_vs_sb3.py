@@ -94,6 +94,15 @@ policy, 8% waiting for the worker slice. Balanced slices are the best split (une
 two pipeline stages gain nothing here (the policy's cost per call hardly shrinks with half the rows), so the
 rollout ratio is near what 2 cores allow for this env (about 1.55x); the update (0.3 s behind SB3's) and
 startup keep the wall ratio at 1.43x.
+
+The same command three times on 2026-12-04, on a machine whose speed drifted during the runs (SB3 2304-2365 env
+steps/s on 12-03; 1469, 1311 and 1078 here, with load average under 2: the host, not this machine's jobs):
+1.53x, 1.49x and 1.37x wall (rollout alone 1.63x, 1.57x, 1.45x); the slower the machine ran, the lower the
+ratio. The table now also has success rates (Meta-World's ``info["success"]``: an episode succeeds at its first
+successful step, as rlinf's env worker counts it; CartPole has none): last 50 training episodes 0.74 vs 0.77,
+deterministic eval (16 episodes a seed) 0.65 vs 0.77, per seed 0.31 / 0.69 / 0.94 vs 0.81 / 0.62 / 0.88 (same
+returns as the runs before: 1176 vs 1245 eval). At 100k env steps reach-v3 is not solved on every seed by
+either side, so 16 episodes a seed leave the success rates within each other's spread, not equal.
 """
 
 from __future__ import annotations
@@ -181,8 +190,10 @@ def run_rlinf(args: argparse.Namespace, seed: int, updates: int, run_root: Path)
     if len(rows) != updates:
         raise RuntimeError(f"rlinf: metrics.jsonl has {len(rows)} training steps, expected {updates}")
     per_rollout = args.n_envs * args.n_steps
+    has_success = args.simulator == "metaworld"  # info["success"]; CartPole has none (rlinf would count 0)
     rollouts = [{"steps": per_rollout * (i + 1), "episodes": int(r["env/episodes"]),
-                 "mean_return": r.get("env/episode_return")} for i, r in enumerate(rows)]
+                 "mean_return": r.get("env/episode_return"), "success": r.get("env/success_rate") if has_success else None}
+                for i, r in enumerate(rows)]
     out = {"wall_s": wall, "cpu_s": cpu, "env_steps": per_rollout * updates, "rollouts": rollouts,
            "rollout_s": sum(r["time/rollout_s"] for r in rows), "update_s": sum(r["time/update_s"] for r in rows),
            "sync_s": sum(r["time/weight_sync_s"] for r in rows)}
@@ -191,6 +202,7 @@ def run_rlinf(args: argparse.Namespace, seed: int, updates: int, run_root: Path)
         if int(result["step"]) != updates:
             raise RuntimeError(f"rlinf: evaluate() restored step {result['step']}, expected {updates}")
         out["eval_return"] = float(result["episode_return"])
+        out["eval_success"] = float(result["success_rate"]) if has_success else None
     return out
 
 
@@ -239,16 +251,26 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
             self.rollouts: list[dict[str, Any]] = []
             self.rollout_s = self.update_s = 0.0
             self._returns: list[float] = []
+            self._successes: list[bool] = []
+            self._succeeded = None  # per sub-env: any step of its current episode with info["success"]
             self._t = None
 
         def _on_rollout_start(self) -> None:
             now = time.perf_counter()
             if self._t is not None:
                 self.update_s += now - self._t
-            self._t, self._returns = now, []
+            self._t, self._returns, self._successes = now, [], []
 
         def _on_step(self) -> bool:
-            self._returns += [float(i["episode"]["r"]) for i in self.locals["infos"] if "episode" in i]
+            infos = self.locals["infos"]
+            if self._succeeded is None:
+                self._succeeded = [False] * len(infos)
+            for j, info in enumerate(infos):
+                self._succeeded[j] = self._succeeded[j] or bool(info.get("success", False))
+                if "episode" in info:  # the episode ended at this step (Monitor)
+                    self._returns.append(float(info["episode"]["r"]))
+                    self._successes.append(self._succeeded[j])
+                    self._succeeded[j] = False
             return True
 
         def _on_rollout_end(self) -> None:
@@ -256,7 +278,8 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
             self.rollout_s += now - self._t
             self._t = now
             self.rollouts.append({"steps": self.num_timesteps, "episodes": len(self._returns),
-                                  "mean_return": statistics.fmean(self._returns) if self._returns else None})
+                                  "mean_return": statistics.fmean(self._returns) if self._returns else None,
+                                  "success": statistics.fmean(self._successes) if self._successes else None})
 
         def _on_training_end(self) -> None:
             self.update_s += time.perf_counter() - self._t
@@ -283,25 +306,31 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
     out = {"wall_s": wall, "cpu_s": cpu, "env_steps": model.num_timesteps, "rollouts": recorder.rollouts,
            "rollout_s": recorder.rollout_s, "update_s": recorder.update_s, "sync_s": 0.0}
     if args.eval_episodes:
-        out["eval_return"] = sb3_evaluate(args, model, seed)
+        out["eval_return"], out["eval_success"] = sb3_evaluate(args, model, seed)
     return out
 
 
-def sb3_evaluate(args: argparse.Namespace, model: Any, seed: int) -> float:
-    """One deterministic episode per sub-env of ``--eval-episodes`` sub-envs seeded ``EVAL_SEED + seed + i``."""
+def sb3_evaluate(args: argparse.Namespace, model: Any, seed: int) -> tuple[float, float | None]:
+    """One deterministic episode per sub-env of ``--eval-episodes`` sub-envs seeded ``EVAL_SEED + seed + i``: the
+    mean return and the success rate (an episode succeeds at its first step with ``info["success"]``, as rlinf's
+    env worker counts it; None for envs without one)."""
     import numpy as np
 
     venv = sb3_vec_env(args, EVAL_SEED + seed, args.eval_episodes, 1.0)
     obs = venv.reset()
     returns = np.zeros(args.eval_episodes)
     done = np.zeros(args.eval_episodes, dtype=bool)
+    success = np.zeros(args.eval_episodes, dtype=bool)
+    has_success = False
     while not done.all():
         actions, _ = model.predict(obs, deterministic=True)
-        obs, rewards, dones, _ = venv.step(actions)
+        obs, rewards, dones, infos = venv.step(actions)
         returns += np.where(done, 0.0, rewards)
+        has_success = has_success or any("success" in i for i in infos)
+        success |= ~done & np.array([bool(i.get("success", False)) for i in infos])
         done |= dones
     venv.close()
-    return float(returns.mean())
+    return float(returns.mean()), (float(success.mean()) if has_success else None)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -317,6 +346,18 @@ def final_return(rollouts: list[dict[str, Any]], last: int) -> float:
         if count >= last:
             break
     return total / count if count else float("nan")
+
+
+def final_success(rollouts: list[dict[str, Any]], last: int) -> float | None:
+    """Success rate of the finished episodes of the last rollouts, counted back until ``last`` episodes."""
+    total, count = 0.0, 0
+    for r in reversed(rollouts):
+        if r["episodes"] and r.get("success") is not None:
+            total += r["success"] * r["episodes"]
+            count += r["episodes"]
+        if count >= last:
+            break
+    return total / count if count else None
 
 
 def steps_to(rollouts: list[dict[str, Any]], threshold: float | None) -> int | None:
@@ -339,10 +380,18 @@ def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         "wall_s_per_seed": [r["wall_s"] for r in runs],
     }
     out["final_return"] = statistics.fmean(out["final_return_per_seed"])
+    successes = [final_success(r["rollouts"], args.last_episodes) for r in runs]
+    out["final_success"] = None if None in successes else statistics.fmean(successes)
     if args.eval_episodes:
         out["eval_return_per_seed"] = [r["eval_return"] for r in runs]
         out["eval_return"] = statistics.fmean(out["eval_return_per_seed"])
+        out["eval_success_per_seed"] = [r["eval_success"] for r in runs]
+        out["eval_success"] = None if None in out["eval_success_per_seed"] else statistics.fmean(out["eval_success_per_seed"])
     return out
+
+
+def fmt_rate(x: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if x is None else f"{x:>{width}.2f}"
 
 
 def fmt_steps(xs: list[int | None]) -> str:
@@ -439,6 +488,8 @@ def main() -> int:
                     theirs.append(run_sb3(args, seed, updates))
                     r = theirs[-1]
                 ev = f", eval return {r['eval_return']:.1f}" if args.eval_episodes else ""
+                if args.eval_episodes and r["eval_success"] is not None:
+                    ev += f" success {r['eval_success']:.2f}"
                 print(f"seed {seed} {side:5}: {r['wall_s']:6.1f} s, {r['env_steps'] / r['wall_s']:7.0f} env steps/s "
                       f"(rollout {r['env_steps'] / r['rollout_s']:.0f}, update {r['update_s']:.1f} s), last "
                       f"{args.last_episodes} episodes {final_return(r['rollouts'], args.last_episodes):.1f}, "
@@ -461,13 +512,14 @@ def main() -> int:
           f"SB3 {'SubprocVecEnv' if (args.sb3_vectorization or args.vectorization) == 'async' else 'DummyVecEnv'}; "
           "means over seeds")
     head = (f"{'':7}{'wall s':>8}{'steps/s':>9}{'per CPU s':>10}{'rollout/s':>10}{'rollout s':>10}{'update s':>9}"
-            f"{'other s':>8}{'last ' + str(args.last_episodes) + ' ep':>11}{'eval':>8}   steps to return {args.threshold}")
+            f"{'other s':>8}{'last ' + str(args.last_episodes) + ' ep':>11}{'success':>8}{'eval':>8}{'success':>8}"
+            f"   steps to return {args.threshold}")
     print(head)
     for name, x in (("rlinf", r), ("SB3", s)):
-        ev = f"{x['eval_return']:>8.1f}" if args.eval_episodes else f"{'-':>8}"
+        ev = (f"{x['eval_return']:>8.1f}{fmt_rate(x['eval_success'], 8)}" if args.eval_episodes else f"{'-':>8}{'-':>8}")
         print(f"{name:7}{x['wall_s']:>8.1f}{x['steps_per_s']:>9.0f}{x['steps_per_cpu_s']:>10.0f}"
               f"{x['rollout_steps_per_s']:>10.0f}{x['rollout_s']:>10.1f}{x['update_s']:>9.1f}{x['other_s']:>8.1f}"
-              f"{x['final_return']:>11.1f}{ev}   {fmt_steps(x['steps_to_threshold_per_seed'])}")
+              f"{x['final_return']:>11.1f}{fmt_rate(x['final_success'], 8)}{ev}   {fmt_steps(x['steps_to_threshold_per_seed'])}")
     ratio = result["steps_to_threshold_ratio"]
     reach = ("no --threshold" if args.threshold is None else
              f"{'n/a' if ratio is None else f'{ratio:.2f}x'} (seeds where both reached it: {len(both)}/{len(seeds)})")
