@@ -17,9 +17,17 @@ from mcore_helpers import VOCAB  # noqa: E402
 
 @pytest.fixture(scope="module", autouse=True)
 def megatron_on_cpu():
-    """megatron-core's CUDA bookkeeping redirected to the CPU while this directory's tests run (see cpu_shim)."""
+    """megatron-core's CUDA bookkeeping redirected to the CPU while this directory's tests run (see cpu_shim); after
+    each module, the one-rank process group and parallel state that the in-process backends made are taken down
+    (a later test in the same pytest process may start its own default group)."""
     with cpu_shim.unless_cuda():
         yield
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    parallel_state.destroy_model_parallel()
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="session")

@@ -157,8 +157,12 @@ def test_shadow_size_sets_the_renderers_shadow_map():
 
 
 def test_closing_another_env_leaves_this_ones_frames_intact():
-    """Each sub-env makes its own OpenGL context current before a frame: before, once another env in the
-    process was closed (its context freed), this one's frames came back blank (std 0), without an error."""
+    """Before, once another env in the process was closed, this one's frames came back blank (std 0) without an
+    error: its context was no longer current (each sub-env now makes its own current before a frame), and the
+    closed env's MuJoCo render context, freed by the garbage collector in whatever context was current, deleted
+    this env's framebuffers (``close`` now frees it in its own context)."""
+    import gc
+
     params = {"images": True, "camera_heights": 16, "camera_widths": 16}
     try:
         env = make(num_envs=2, seed=0, init_params=params)
@@ -168,10 +172,14 @@ def test_closing_another_env_leaves_this_ones_frames_intact():
     other = make(num_envs=2, seed=5, init_params=params)
     other.reset()
     other.close()
-    after = env.reset(seed=0)[0]["images"]["corner"]
+    after_close = env.reset(seed=0)[0]["images"]["corner"]
+    del other
+    gc.collect()  # the closed env's MuJoCo objects go now, with env's context current
+    after_collect = env.reset(seed=0)[0]["images"]["corner"]
     env.close()
     assert before.std() > 5
-    np.testing.assert_array_equal(after, before)
+    np.testing.assert_array_equal(after_close, before)
+    np.testing.assert_array_equal(after_collect, before)
 
 
 def test_rendering_slices_in_worker_processes_match_this_process():

@@ -79,19 +79,31 @@ class _TaskSampler(gym.Wrapper):
 
 
 class _OwnGLContext(gym.Wrapper):
-    """Makes this sub-env's OpenGL context current before each frame.
+    """Keeps this sub-env's OpenGL state to itself, for several MuJoCo renderers in one process.
 
-    gymnasium's MuJoCo renderer makes its context current only when it creates it, so with several
-    sub-envs in one process every frame was drawn in the newest context (right only while the scenes'
-    GL objects happen to line up), and once any env's context was freed (an env closed: eval envs,
-    ``cluster.placement: auto``'s profile) the others' frames came back blank, without an error.
+    gymnasium's MuJoCo renderer makes its context current only when it creates it, and its ``close``
+    frees the context but leaves MuJoCo's render context (framebuffers, textures) to the garbage
+    collector, which frees them in whatever context is current then: another env's, whose objects
+    have the same ids. Either way a living env's frames came back blank, without an error, once
+    another env in the process had been closed. So each frame makes this sub-env's context current
+    first, and ``close`` frees the render context in its own context before the context goes.
     """
 
+    def _viewer(self) -> Any:
+        return getattr(getattr(self.env.unwrapped, "mujoco_renderer", None), "viewer", None)
+
     def render(self) -> Any:
-        viewer = getattr(getattr(self.env.unwrapped, "mujoco_renderer", None), "viewer", None)
+        viewer = self._viewer()
         if viewer is not None:  # made (and made current) by the first frame
             viewer.make_context_current()
         return self.env.render()
+
+    def close(self) -> None:
+        viewer = self._viewer()
+        if viewer is not None and getattr(viewer, "con", None) is not None:
+            viewer.make_context_current()
+            viewer.con.free()
+        super().close()
 
 
 def make_env(env_cls: type, tasks: list[Any], *, seed: int, max_episode_steps: int | None,
