@@ -78,9 +78,9 @@ Those rows depended on their order in the process (12.2 for async at 1 stage whe
 rows, 8.3 when it ran last), and ``auto``'s profile once predicted 300+ env calls/s. The cause, found 2026-12-04:
 gymnasium's MuJoCo renderer makes its OpenGL context current only when it creates it, so once an env in the
 process had been closed (an earlier row's), the living envs' frames came back blank, fast and without an error.
-Meta-World's sub-envs now make their own context current before each frame, and free MuJoCo's render
-context in their own context when closed (the garbage collector freed it in whichever was current). Measured after the fix (same
-command, quiet machine; the ``auto`` rows, run last, now agree with the fixed rows), in env calls/s:
+Meta-World's sub-envs now make their own context current before each frame, and free MuJoCo's render context
+in their own context when closed (the garbage collector freed it in whichever was current). Measured after the
+fix (same command, quiet machine; the ``auto`` rows, run last, now agree with the fixed rows), in env calls/s:
 
 - sync env: 6.5 / 6.5 / 6.6 at 1 / 2 / 4 stages (each step renders 8 frames in one process; stages cannot help);
 - async env: 8.7 / 8.4 / 8.1 at 1 / 2 / 4 stages (1.35x the sync env);
