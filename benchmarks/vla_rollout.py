@@ -79,13 +79,19 @@ rows, 8.3 when it ran last), and ``auto``'s profile once predicted 300+ env call
 gymnasium's MuJoCo renderer makes its OpenGL context current only when it creates it, so once an env in the
 process had been closed (an earlier row's), the living envs' frames came back blank, fast and without an error.
 Meta-World's sub-envs now make their own context current before each frame, and free MuJoCo's render context
-in their own context when closed (the garbage collector freed it in whichever was current). Measured after the
-fix (same command, quiet machine; the ``auto`` rows, run last, now agree with the fixed rows), in env calls/s:
+in their own context when closed (the garbage collector freed it in whichever was current: the close fix).
+Measured after the first fix (same command, quiet machine; the ``auto`` rows, run last, now agree with the fixed
+rows), in env calls/s:
 
 - sync env: 6.5 / 6.5 / 6.6 at 1 / 2 / 4 stages (each step renders 8 frames in one process; stages cannot help);
 - async env: 8.7 / 8.4 / 8.1 at 1 / 2 / 4 stages (1.35x the sync env);
 - ``auto`` (under the inline executor the cost model counts one device: one call at a time): 1 stage with both,
   6.4 (0.96x the fastest stage count) and 8.6 (0.99x); predictions 0.91x and 0.90x of measured.
+
+Again after the close fix, on a host running slower and drifting (the ppo_vs_sb3 runs of that day slowed the
+same way): sync 5.4 / 5.5 / 4.6, async 7.5 / 7.2 / 5.6; ``auto`` chose 1 stage with both, the fastest fixed
+configuration with the async env, yet measured it at 6.3 against the fixed row's 7.5 (0.83x; the same
+configuration, timed minutes apart); predictions 1.04x and 0.86x of measured.
 
 Session 9's 2.42x for the async env at 2 stages (rows run after others in one process) does not hold: 2 stages are
 no faster than 1 now. The frames cost most of a step here: each Meta-World frame renders a 4096 px
