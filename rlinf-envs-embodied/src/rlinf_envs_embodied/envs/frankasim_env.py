@@ -37,7 +37,7 @@ from gymnasium import spaces
 from rlinf_core.errors import ConfigError, suggestion_text
 
 from rlinf_envs_embodied.envs.gym_vector import RENDER_CONTEXT, GymVectorEnv
-from rlinf_envs_embodied.envs.rendering import select_mujoco_gl
+from rlinf_envs_embodied.envs.rendering import close_offscreen_viewer, select_mujoco_gl
 from rlinf_envs_embodied.options import FrankaSimOptions, cfg_get, section_of
 
 #: Task id -> whether it observes camera images.
@@ -335,7 +335,7 @@ class PandaPickCubeEnv(gym.Env):
 
     def close(self) -> None:
         if self._viewer is not None:
-            self._viewer.close()
+            close_offscreen_viewer(self._viewer)
             self._viewer = None
 
     # ------------------------------------------------------------------ task

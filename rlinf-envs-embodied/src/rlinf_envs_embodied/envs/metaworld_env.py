@@ -29,7 +29,7 @@ import numpy as np
 from rlinf_core.errors import ConfigError, suggestion_text
 
 from rlinf_envs_embodied.envs.gym_vector import RENDER_CONTEXT, GymVectorEnv
-from rlinf_envs_embodied.envs.rendering import select_mujoco_gl
+from rlinf_envs_embodied.envs.rendering import close_offscreen_viewer, select_mujoco_gl
 from rlinf_envs_embodied.options import MetaWorldOptions, cfg_get, section_of
 
 SUITES = ("MT10", "MT25", "MT50")
@@ -81,12 +81,10 @@ class _TaskSampler(gym.Wrapper):
 class _OwnGLContext(gym.Wrapper):
     """Keeps this sub-env's OpenGL state to itself, for several MuJoCo renderers in one process.
 
-    gymnasium's MuJoCo renderer makes its context current only when it creates it, and its ``close``
-    frees the context but leaves MuJoCo's render context (framebuffers, textures) to the garbage
-    collector, which frees them in whatever context is current then: another env's, whose objects
-    have the same ids. Either way a living env's frames came back blank, without an error, once
-    another env in the process had been closed. So each frame makes this sub-env's context current
-    first, and ``close`` frees the render context in its own context before the context goes.
+    gymnasium's MuJoCo renderer makes its context current only when it creates it, so each frame makes this
+    sub-env's context current first; ``close`` frees MuJoCo's render context in its own context
+    (:func:`~rlinf_envs_embodied.envs.rendering.close_offscreen_viewer`). Without either, a living env's
+    frames came back blank, without an error, once another env in the process had been closed.
     """
 
     def _viewer(self) -> Any:
@@ -100,9 +98,8 @@ class _OwnGLContext(gym.Wrapper):
 
     def close(self) -> None:
         viewer = self._viewer()
-        if viewer is not None and getattr(viewer, "con", None) is not None:
-            viewer.make_context_current()
-            viewer.con.free()
+        if viewer is not None:
+            close_offscreen_viewer(viewer)
         super().close()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 from rlinf_core.errors import ConfigError
 
@@ -76,3 +77,17 @@ def select_mujoco_gl(key: str) -> str:
         "libgl1-mesa-dri (MUJOCO_GL=egl: Mesa's software EGL, or a GPU's driver), "
         f"or set {key}: false"
     )
+
+
+def close_offscreen_viewer(viewer: Any) -> None:
+    """Close a gymnasium ``OffScreenViewer``, freeing MuJoCo's render context (framebuffers, textures) in the
+    viewer's own OpenGL context first.
+
+    gymnasium's ``close`` frees the OpenGL context but leaves the render context to the garbage collector,
+    which frees it in whatever context is current then: another living renderer's, whose objects have the same
+    ids, so that renderer's frames came back blank, without an error.
+    """
+    if getattr(viewer, "con", None) is not None:
+        viewer.make_context_current()
+        viewer.con.free()
+    viewer.close()
