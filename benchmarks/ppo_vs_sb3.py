@@ -133,6 +133,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 EVAL_SEED = 100_000
 
 
+def reports_success(args: argparse.Namespace) -> bool:
+    """Whether the env has ``info["success"]`` (Meta-World); CartPole has none, and rlinf would count it 0."""
+    return args.simulator == "metaworld"
+
+
 def cpu_time() -> float:
     """CPU seconds of this process and of its children that have been waited for (env worker processes)."""
     t = os.times()
@@ -190,7 +195,7 @@ def run_rlinf(args: argparse.Namespace, seed: int, updates: int, run_root: Path)
     if len(rows) != updates:
         raise RuntimeError(f"rlinf: metrics.jsonl has {len(rows)} training steps, expected {updates}")
     per_rollout = args.n_envs * args.n_steps
-    has_success = args.simulator == "metaworld"  # info["success"]; CartPole has none (rlinf would count 0)
+    has_success = reports_success(args)
     rollouts = [{"steps": per_rollout * (i + 1), "episodes": int(r["env/episodes"]),
                  "mean_return": r.get("env/episode_return"), "success": r.get("env/success_rate") if has_success else None}
                 for i, r in enumerate(rows)]
@@ -253,6 +258,7 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
             self._returns: list[float] = []
             self._successes: list[bool] = []
             self._succeeded = None  # per sub-env: any step of its current episode with info["success"]
+            self._has_success = reports_success(args)
             self._t = None
 
         def _on_rollout_start(self) -> None:
@@ -279,7 +285,8 @@ def run_sb3(args: argparse.Namespace, seed: int, updates: int) -> dict[str, Any]
             self._t = now
             self.rollouts.append({"steps": self.num_timesteps, "episodes": len(self._returns),
                                   "mean_return": statistics.fmean(self._returns) if self._returns else None,
-                                  "success": statistics.fmean(self._successes) if self._successes else None})
+                                  "success": statistics.fmean(self._successes)
+                                  if self._successes and self._has_success else None})
 
         def _on_training_end(self) -> None:
             self.update_s += time.perf_counter() - self._t
@@ -321,43 +328,35 @@ def sb3_evaluate(args: argparse.Namespace, model: Any, seed: int) -> tuple[float
     returns = np.zeros(args.eval_episodes)
     done = np.zeros(args.eval_episodes, dtype=bool)
     success = np.zeros(args.eval_episodes, dtype=bool)
-    has_success = False
     while not done.all():
         actions, _ = model.predict(obs, deterministic=True)
         obs, rewards, dones, infos = venv.step(actions)
         returns += np.where(done, 0.0, rewards)
-        has_success = has_success or any("success" in i for i in infos)
         success |= ~done & np.array([bool(i.get("success", False)) for i in infos])
         done |= dones
     venv.close()
-    return float(returns.mean()), (float(success.mean()) if has_success else None)
+    return float(returns.mean()), (float(success.mean()) if reports_success(args) else None)
 
 
 # ---------------------------------------------------------------------------------------------- report
 
 
-def final_return(rollouts: list[dict[str, Any]], last: int) -> float:
-    """Mean return of the finished episodes of the last rollouts, counted back until ``last`` episodes."""
+def last_episodes_mean(rollouts: list[dict[str, Any]], key: str, last: int) -> float | None:
+    """Mean of ``key`` (a per-rollout mean: ``mean_return``, ``success``) over the finished episodes of the last
+    rollouts, counted back until ``last`` episodes; None without any."""
     total, count = 0.0, 0
     for r in reversed(rollouts):
-        if r["episodes"]:
-            total += r["mean_return"] * r["episodes"]
-            count += r["episodes"]
-        if count >= last:
-            break
-    return total / count if count else float("nan")
-
-
-def final_success(rollouts: list[dict[str, Any]], last: int) -> float | None:
-    """Success rate of the finished episodes of the last rollouts, counted back until ``last`` episodes."""
-    total, count = 0.0, 0
-    for r in reversed(rollouts):
-        if r["episodes"] and r.get("success") is not None:
-            total += r["success"] * r["episodes"]
+        if r["episodes"] and r.get(key) is not None:
+            total += r[key] * r["episodes"]
             count += r["episodes"]
         if count >= last:
             break
     return total / count if count else None
+
+
+def final_return(rollouts: list[dict[str, Any]], last: int) -> float:
+    mean = last_episodes_mean(rollouts, "mean_return", last)
+    return float("nan") if mean is None else mean
 
 
 def steps_to(rollouts: list[dict[str, Any]], threshold: float | None) -> int | None:
@@ -380,7 +379,7 @@ def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         "wall_s_per_seed": [r["wall_s"] for r in runs],
     }
     out["final_return"] = statistics.fmean(out["final_return_per_seed"])
-    successes = [final_success(r["rollouts"], args.last_episodes) for r in runs]
+    successes = [last_episodes_mean(r["rollouts"], "success", args.last_episodes) for r in runs]
     out["final_success"] = None if None in successes else statistics.fmean(successes)
     if args.eval_episodes:
         out["eval_return_per_seed"] = [r["eval_return"] for r in runs]
