@@ -140,7 +140,7 @@ def test_camera_images_are_uint8_hwc():
 
 def test_shadow_size_sets_the_renderers_shadow_map():
     """``shadow_size`` reaches each sub-env's MuJoCo model before its renderer is made: 0 takes the shadows out
-    of the frame (each env is closed before the next is made: see the next test)."""
+    of the frame."""
     params = {"images": True, "camera_heights": 32, "camera_widths": 32}
     frames = {}
     for size in (None, 0):
