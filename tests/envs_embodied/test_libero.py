@@ -135,3 +135,44 @@ def test_async_workers_without_images_two_tasks():
     _, _, _, trunc, _ = env.step(np.zeros((2, 5, 7), np.float32))
     assert trunc.tolist() == [[False, False, False, True, False]] * 2 and env.init_state_ids() == [1, 1]
     env.close()
+
+
+@needs_libero
+@pytest.mark.slow  # three LIBERO scenes built and reset 7 times (each a model load): about 30 s on the 2-core machine
+def test_sub_envs_in_one_process_render_their_own_scenes():
+    """``sync`` sub-envs of different tasks in one process, and another env closed beside them: each sub-env's
+    frames are those it renders alone. Before, robosuite made a sub-env's OpenGL context current only when it made
+    it (at each hard reset), so a sub-env stepped after another one's reset drew its scene in that one's context,
+    with its meshes and textures; and a render context freed (at a hard reset or close) in whatever context was
+    current deleted a living sub-env's framebuffers (frames of uninitialised memory). No error either way."""
+    import gc
+
+    # libero_object's only fixture is the floor; other suites' cabinets, stoves... move at each reset (placed with
+    # numpy's global generator, not in the init states). Tasks 0 and 5 have different objects: different meshes
+    section = {"task_suite_name": "libero_object", "task_ids": [0, 5],
+               "init_params": {"num_steps_wait": 0, "camera_heights": 32, "camera_widths": 32}}
+    env = LiberoEnv(section, num_envs=2, seed=0)
+    alone = []
+    for sub in (e.unwrapped for e in env._venv.envs):  # reset and step with nothing else in between: as if alone
+        sub.reset(seed=0)
+        obs = sub.step(np.zeros(7))[0]
+        alone.append(np.stack([obs["agentview"], obs["wrist"]]))
+
+    def frames() -> np.ndarray:
+        images = env.step(np.zeros((2, 1, 7), np.float32))[0]["images"]
+        return np.stack([images["agentview"], images["wrist"]], axis=1)
+
+    env.reset(seed=0)          # sub-env 0 then 1 (init state 0 of each task, as above) ...
+    interleaved = frames()     # ... so sub-env 0 steps after 1's reset
+    other = LiberoEnv({**section, "task_ids": [5]}, num_envs=1, seed=0)
+    other.reset(seed=0)
+    env.reset(seed=0)
+    other.close()
+    del other
+    gc.collect()
+    after_close = frames()
+    env.close()
+    expected = np.stack(alone)
+    assert expected.std() > 5 and not np.array_equal(expected[0], expected[1])  # two scenes, not blanks
+    np.testing.assert_array_equal(interleaved, expected)
+    np.testing.assert_array_equal(after_close, expected)

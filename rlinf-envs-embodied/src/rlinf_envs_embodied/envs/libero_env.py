@@ -169,6 +169,21 @@ def quat_to_axis_angle(quat: np.ndarray) -> np.ndarray:
     return q[:3] * (2.0 * math.acos(w) / sin_half)
 
 
+def _own_gl_context(env: Any) -> None:
+    """Make the OpenGL context of a LIBERO env's renderer current (none without images): call it before each call
+    into the env that renders or frees, for several envs in one process.
+
+    robosuite makes a render context current only when it creates it (at construction and at each hard reset),
+    then renders, and frees it, in whatever context is current. Before, a sub-env stepped after another one's
+    reset drew its scene in that one's context, with the other task's meshes and textures; and an env's render
+    context freed (at its hard reset or close) in another's context deleted that one's framebuffers, whose frames
+    then came back as uninitialised memory. No error either way.
+    """
+    render_context = getattr(getattr(env, "sim", None), "_render_context_offscreen", None)
+    if render_context is not None:
+        render_context.gl_ctx.make_current()
+
+
 class LiberoTaskEnv(gym.Env):
     """One LIBERO task as a gymnasium env: fixed init states, settling steps, 7-D actions, success.
 
@@ -230,6 +245,7 @@ class LiberoTaskEnv(gym.Env):
         else:
             self.init_state_id = (self._slot + self._episode * self._stride) % n
         self._episode += 1
+        _own_gl_context(self._env)  # the hard reset frees the old render context in it, then makes a new one current
         self._env.reset()
         raw = self._env.set_init_state(self.task.init_states[self.init_state_id])
         for _ in range(self._wait):
@@ -237,6 +253,7 @@ class LiberoTaskEnv(gym.Env):
         return self._obs(raw), {"success": False, "init_state_id": self.init_state_id}
 
     def step(self, action: Any):
+        _own_gl_context(self._env)
         raw, reward, _, _ = self._env.step(np.asarray(action, dtype=np.float64))
         success = bool(self._env.check_success())
         terminated = success and not self._ignore_terminations
@@ -245,6 +262,7 @@ class LiberoTaskEnv(gym.Env):
     def close(self) -> None:
         env, self._env = getattr(self, "_env", None), None
         if env is not None:
+            _own_gl_context(env)
             env.close()
 
 
