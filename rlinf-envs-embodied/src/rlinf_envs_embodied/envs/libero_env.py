@@ -35,6 +35,7 @@ import contextlib
 import importlib.util
 import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -184,6 +185,19 @@ def _own_gl_context(env: Any) -> None:
         render_context.gl_ctx.make_current()
 
 
+@contextlib.contextmanager
+def _numpy_seeded(seed: int) -> Iterator[None]:
+    """numpy's global generator seeded with ``seed`` inside the block, and as it was after it. A LIBERO reset
+    rebuilds the scene and places its fixtures (cabinets, stoves, ...; not in the init states) with that generator,
+    so without this a seeded episode's scene differed from run to run."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 class LiberoTaskEnv(gym.Env):
     """One LIBERO task as a gymnasium env: fixed init states, settling steps, 7-D actions, success.
 
@@ -246,7 +260,8 @@ class LiberoTaskEnv(gym.Env):
             self.init_state_id = (self._slot + self._episode * self._stride) % n
         self._episode += 1
         _own_gl_context(self._env)  # the hard reset frees the old render context in it, then makes a new one current
-        self._env.reset()
+        with _numpy_seeded(int(self.np_random.integers(2**32))):  # the fixtures' placement: seeded with the episode
+            self._env.reset()
         raw = self._env.set_init_state(self.task.init_states[self.init_state_id])
         for _ in range(self._wait):
             raw, _, _, _ = self._env.step(NOOP_ACTION)
