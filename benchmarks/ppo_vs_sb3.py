@@ -103,6 +103,19 @@ successful step, as rlinf's env worker counts it; CartPole has none): last 50 tr
 deterministic eval (16 episodes a seed) 0.65 vs 0.77, per seed 0.31 / 0.69 / 0.94 vs 0.81 / 0.62 / 0.88 (same
 returns as the runs before: 1176 vs 1245 eval). At 100k env steps reach-v3 is not solved on every seed by
 either side, so 16 episodes a seed leave the success rates within each other's spread, not equal.
+
+A later session of 2026-12-04 (SB3 at 1338-1370 env steps/s): the same command twice gave 1.36x and 1.35x wall
+(rollout alone 1.45x, 1.42x). With 32 sub-envs (``--n-envs 32 --minibatches 8``: the same 600-row mini-batches,
+21 rollouts of 32 x 150): **1.53x wall, 1.65x in the rollout alone** (rlinf 2057 env steps/s, SB3 1343), success
+equal within the seeds' spread (last 50 training episodes 0.74 vs 0.71, deterministic eval 0.88 vs 0.92, eval
+return 1234 vs 1199). Why more sub-envs raise the ratio: per vector step the env worker steps its in-process
+slice, waits for the worker process's slice, then the policy and the bookkeeping run while that process idles.
+Timed inside the flow (perf_counter around the calls, 16 sub-envs, 12 training steps): the in-process slice 4.7
+ms, the wait 0.86 ms (the worker's result coming back through its pipe, 0.25-0.45 ms, and its later start), the
+policy 0.66 ms, the rest 0.45 ms; SB3 steps all 16 sub-envs in 8-9 ms and pays a similar fixed cost per step. 32
+sub-envs spread that fixed cost over twice the env work. Tried and dropped: every slice in a worker process
+(three processes on two cores: rollouts 1.2-1.6x slower), and spinning on the pipes instead of blocking (no
+measurable change).
 """
 
 from __future__ import annotations
