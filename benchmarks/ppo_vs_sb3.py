@@ -116,6 +116,15 @@ policy 0.66 ms, the rest 0.45 ms; SB3 steps all 16 sub-envs in 8-9 ms and pays a
 sub-envs spread that fixed cost over twice the env work. Tried and dropped: every slice in a worker process
 (three processes on two cores: rollouts 1.2-1.6x slower), spinning on the pipes instead of blocking, and a 7 / 9
 split that would leave the worker's slice time for its pipe (no measurable change either: 4 runs each way).
+
+2026-12-04, a third session (SB3 at 1250-1389 env steps/s): the 32 sub-env command again, ``--n-envs 32
+--minibatches 8`` with the flags above: 1.56x wall, 1.66x in the rollout alone (rlinf 2122 env steps/s, SB3 1363;
+the same learning as the run before, seed for seed: success 0.74 vs 0.71 and 0.88 vs 0.92). Then with ``--seeds 5
+--eval-episodes 50`` for success rates that 16 episodes a seed leave loose: **1.58x wall, 1.68x in the rollout
+alone** (rlinf 2013 env steps/s, SB3 1275), success 0.72 vs 0.68 over the last 50 training episodes and 0.80 vs
+0.79 in the deterministic eval (250 episodes a side; per seed 0.96 / 0.76 / 0.72 / 0.70 / 0.86 vs 0.86 / 0.90 /
+0.70 / 0.70 / 0.80), returns 1153 vs 1108 (training) and 1208 vs 1178 (eval). The team goal (equal or better
+success at 1.5x the env steps per second) holds at 32 sub-envs on this 2-core machine; at 16 it does not reliably.
 """
 
 from __future__ import annotations
